@@ -1,0 +1,212 @@
+"""`agentwatch` command line: serve, demo, prune."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from agentwatch._version import __version__
+
+
+class CliError(Exception):
+    """A one-line message for the user; exit code 1."""
+
+
+def _add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    from agentwatch.server.settings import SETTINGS, env_default
+
+    for s in SETTINGS:
+        if names is not None and s.name not in names:
+            continue
+        default = env_default(s)
+        shown = "" if s.default is None else f" (default: {s.default})"
+        p.add_argument(
+            s.flag,
+            dest=s.name,
+            type=s.type,
+            default=default,
+            metavar=s.name.upper(),
+            help=f"{s.help}{shown}; env {s.env}",
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            msg = f"port {port} is already in use on {host}; choose another with --port"
+            raise CliError(msg) from None
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _open_store(db: str) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from agentwatch.store import StoreConfigError, open_store
+    from agentwatch.store.dialect import is_url
+
+    shown = db
+    if is_url(db):
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(db).render_as_string(hide_password=True)
+    try:
+        return open_store(db)
+    except StoreConfigError as e:
+        raise CliError(str(e)) from None
+    except SQLAlchemyError as e:
+        orig = getattr(e, "orig", None) or e
+        msg = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        raise CliError(f"cannot open database {shown}: {msg}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agentwatch.pricing import PriceBook, PriceFileError
+    from agentwatch.server.app import create_app
+    from agentwatch.server.settings import SETTINGS, Settings
+
+    settings = Settings(**{s.name: getattr(args, s.name) for s in SETTINGS})
+    level = settings.log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise CliError(f"unknown log level {settings.log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        prices = PriceBook.from_file(settings.prices)
+    except PriceFileError as e:
+        raise CliError(str(e)) from None
+    sock = _bind(settings.host, settings.port)
+    store = _open_store(settings.db)
+    app = create_app(settings, store, prices)
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level.lower(),
+        access_log=level == "DEBUG",  # an access line per ingest batch costs throughput
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # End live streams at once so shutdown does not wait on idle SSE clients.
+            bc = app.state.aw.broadcaster
+            loop = app.state.aw.loop
+            if loop is not None:
+                loop.call_soon_threadsafe(bc.close_all)
+            super().handle_exit(sig, frame)
+
+    shown_host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    print(
+        f"AgentWatch {__version__}: dashboard at http://{shown_host}:{settings.port}/ "
+        f"({store.backend}: {_shown_db(settings.db)})",
+        flush=True,
+    )
+    try:
+        Server(config).run(sockets=[sock])
+    finally:
+        store.close()
+        sock.close()
+    print("AgentWatch stopped; all acknowledged events are stored.", flush=True)
+    return 0
+
+
+def _shown_db(db: str) -> str:
+    from agentwatch.store.dialect import is_url
+
+    if is_url(db):
+        from sqlalchemy.engine import make_url
+
+        return make_url(db).render_as_string(hide_password=True)
+    return db
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    try:
+        dt = datetime.fromisoformat(args.before)
+    except ValueError:
+        raise CliError(f"--before {args.before!r} is not an ISO date or datetime") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    store = _open_store(args.db)
+    try:
+        n = store.delete_events_before(int(dt.timestamp() * 1_000_000))
+    finally:
+        store.close()
+    print(f"deleted {n} events before {dt.isoformat()}")
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from agentwatch import demo
+
+    return int(demo.main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentwatch", description="AgentWatch: self-hosted observability for AI agents."
+    )
+    parser.add_argument("--version", action="version", version=f"agentwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="Run the server and dashboard",
+        description="Run the AgentWatch server and dashboard.",
+    )
+    _add_settings(serve)
+    serve.set_defaults(func=cmd_serve)
+    prune = sub.add_parser(
+        "prune",
+        help="Delete events older than a date",
+        description="Delete events older than a date, in small chunks.",
+    )
+    _add_settings(prune, ("db",))
+    prune.add_argument("--before", required=True, help="ISO date or datetime (naive means UTC)")
+    prune.set_defaults(func=cmd_prune)
+    sub.add_parser(
+        "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "demo":
+        return cmd_demo(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args))
+    except CliError as e:
+        print(f"agentwatch: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # settings from the environment, etc.
+        from agentwatch.server.settings import SettingsError
+
+        if isinstance(e, SettingsError):
+            print(f"agentwatch: error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The AgentWatch server: FastAPI app, ingest writer, live stream."""

@@ -1,0 +1,25 @@
+"""GET /api/health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from agentwatch._version import __version__
+from agentwatch.server.api.common import run_in_threadpool, state
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/health", summary="Version, storage backend and stored event count")
+async def health(request: Request) -> dict[str, Any]:
+    st = state(request)
+    count = await run_in_threadpool(st.store.count_events)
+    return {
+        "status": "ok",
+        "version": __version__,
+        "backend": st.store.backend,
+        "events": count,
+        "live_clients": len(st.broadcaster.subscribers),
+    }

@@ -1,0 +1,151 @@
+"""GET /api/metrics/summary, /timeseries and /breakdown.
+
+Metrics count LLM calls (kind "llm") only; task runs and tool calls never
+inflate request counts or bend latency percentiles (docs/http-api.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from agentwatch.server.api.common import (
+    AgentQ,
+    FastJSON,
+    ModelQ,
+    Period,
+    TaskQ,
+    dims,
+    period_range,
+    run_in_threadpool,
+    state,
+)
+
+router = APIRouter(prefix="/api/metrics", tags=["metrics"])
+
+MINUTE_US = 60_000_000
+# Auto bucket widths in minutes: each divides a day (or is a whole number of
+# days), so buckets line up with UTC hours and midnights.
+NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)
+MAX_AUTO_POINTS = 200
+MAX_POINTS = 5000  # an explicit bucket may ask for finer charts, within reason
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+@router.get("/summary", summary="Totals, success rate and latency percentiles for a period")
+async def summary(
+    request: Request,
+    period: Period = "24h",
+    agent_name: AgentQ = None,
+    model: ModelQ = None,
+    task_name: TaskQ = None,
+) -> Any:
+    start, end = period_range(period)
+    s = await run_in_threadpool(
+        state(request).store.summary, start, end, dims(agent_name, model, task_name)
+    )
+    n = s.requests
+    return FastJSON(
+        {
+            "total_cost": round(s.cost, 6),
+            "total_requests": n,
+            "success_rate": round(100.0 * (n - s.errors) / n, 2) if n else None,
+            "avg_latency_ms": _r(s.latency_sum / n) if n else None,
+            "latency_p50": s.p50,
+            "latency_p95": s.p95,
+            "active_agents": s.agents,
+            "period": period,
+            "errors": s.errors,
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "total_tokens": s.input_tokens + s.output_tokens,
+            "task_runs": s.task_runs,
+        }
+    )
+
+
+def auto_bucket_minutes(span_us: int) -> int:
+    for m in NICE_BUCKETS:
+        if span_us / (m * MINUTE_US) <= MAX_AUTO_POINTS:
+            return m
+    return NICE_BUCKETS[-1]
+
+
+@router.get("/timeseries", summary="Time-bucketed metrics for charts")
+async def timeseries(
+    request: Request,
+    period: Period = "24h",
+    bucket: Annotated[int | None, Query(ge=1, le=43_200, description="Minutes")] = None,
+    agent_name: AgentQ = None,
+    model: ModelQ = None,
+    task_name: TaskQ = None,
+) -> Any:
+    st = state(request)
+    f = dims(agent_name, model, task_name)
+    start, end = period_range(period)
+    if period == "all":
+        first = await run_in_threadpool(st.store.first_timestamp_us, f)
+        start = first if first is not None and first < end else end - 86_400_000_000
+    minutes = bucket or auto_bucket_minutes(end - start)
+    width = minutes * MINUTE_US
+    origin = start // width * width  # aligned to a multiple of the width since the epoch
+    n = (end // width * width - origin) // width + 1
+    if n > MAX_POINTS:
+        raise HTTPException(
+            422, f"bucket={minutes} gives {n} points for period={period}; the limit is {MAX_POINTS}"
+        )
+    data = await run_in_threadpool(st.store.timeseries, start, end, origin, width, f)
+    out: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "timestamps",
+            "cost",
+            "tokens",
+            "requests",
+            "avg_latency",
+            "latency_p50",
+            "latency_p95",
+            "errors",
+        )
+    }
+    for i in range(n):
+        ts = datetime.fromtimestamp((origin + i * width) / 1e6, UTC).isoformat()
+        b = data.get(i)
+        out["timestamps"].append(ts)
+        if b is None:
+            for k in ("cost", "tokens", "requests", "errors"):
+                out[k].append(0)
+            for k in ("avg_latency", "latency_p50", "latency_p95"):
+                out[k].append(None)
+            continue
+        out["cost"].append(round(b["cost"], 6))
+        out["tokens"].append(b["tokens"])
+        out["requests"].append(b["requests"])
+        out["errors"].append(b["errors"])
+        out["avg_latency"].append(_r(b["latency_sum"] / b["requests"]))
+        out["latency_p50"].append(b["p50"])
+        out["latency_p95"].append(b["p95"])
+    return FastJSON({**out, "bucket_minutes": minutes, "period": period})
+
+
+@router.get("/breakdown", summary="Metrics grouped by agent, model or task")
+async def breakdown(
+    request: Request,
+    group_by: Literal["agent_name", "model", "task_name"] = "agent_name",
+    period: Period = "24h",
+    agent_name: AgentQ = None,
+    model: ModelQ = None,
+    task_name: TaskQ = None,
+) -> Any:
+    start, end = period_range(period)
+    rows = await run_in_threadpool(
+        state(request).store.breakdown, group_by, start, end, dims(agent_name, model, task_name)
+    )
+    for r in rows:
+        r["total_cost"] = round(r["total_cost"], 6)
+    return FastJSON(rows)

@@ -1,0 +1,94 @@
+"""The FastAPI application: routers, live stream wiring, dashboard files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from agentwatch._version import __version__
+from agentwatch.pricing import PriceBook
+from agentwatch.schema import EventBatch
+from agentwatch.server.api import events, health, metrics, stream
+from agentwatch.server.broadcast import Broadcaster
+from agentwatch.server.ingest import Writer
+from agentwatch.server.settings import Settings
+from agentwatch.server.state import AppState
+from agentwatch.store.base import Store
+
+log = logging.getLogger("agentwatch.server")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, store: Store, prices: PriceBook | None = None) -> FastAPI:
+    """Build the app around an open (migrated) store. The caller closes the store."""
+    broadcaster = Broadcaster(settings.sse_buffer)
+
+    def on_commit(new_events: list[dict[str, Any]]) -> None:
+        # Runs on the writer thread. Serialise only when someone is listening.
+        if not broadcaster.active or not new_events:
+            return
+        msgs = ["data: " + orjson.dumps(e).decode() + "\n\n" for e in new_events]
+        loop = st.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(broadcaster.publish, msgs)
+
+    writer = Writer(store, on_commit)
+    st = AppState(
+        settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        st.loop = asyncio.get_running_loop()
+        writer.start()
+        try:
+            yield
+        finally:
+            broadcaster.close_all()
+            # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
+            await asyncio.to_thread(writer.stop)
+
+    app = FastAPI(
+        title="AgentWatch",
+        version=__version__,
+        description="Self-hosted observability for AI agents. See docs/http-api.md.",
+        lifespan=lifespan,
+    )
+    app.state.aw = st
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_list,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        max_age=600,
+    )
+    for r in (events.router, metrics.router, stream.router, health.router):
+        app.include_router(r)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps = spec.setdefault("components", {}).setdefault("schemas", {})
+            comps.update(schema.pop("$defs", {}))
+            comps["EventBatch"] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    return app

@@ -1,0 +1,27 @@
+"""Event storage. `open_store` is the one way the server gets a store."""
+
+from __future__ import annotations
+
+from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Store, Summary
+from agentwatch.store.dialect import StoreConfigError
+from agentwatch.store.sql import SqlStore
+
+
+def open_store(db: str, migrate: bool = True) -> SqlStore:
+    """Open (and by default migrate) the store at a SQLite path or database URL."""
+    store = SqlStore(db)
+    if migrate:
+        store.migrate()
+    return store
+
+
+__all__ = [
+    "DIMENSIONS",
+    "Filters",
+    "InsertResult",
+    "SqlStore",
+    "Store",
+    "StoreConfigError",
+    "Summary",
+    "open_store",
+]

@@ -1,0 +1,85 @@
+"""The store interface every backend implements, and the query value types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Dimensions the metrics endpoints can filter and group on. Only these names
+# ever reach SQL as column references; values are always bound parameters.
+DIMENSIONS: tuple[str, ...] = ("agent_name", "model", "task_name")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Equality filters on event columns; None means no filter."""
+
+    agent_name: str | None = None
+    task_name: str | None = None
+    model: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    trace_id: str | None = None
+    parent_id: str | None = None
+    # Time range in epoch microseconds: since <= ts <= until.
+    since_us: int | None = None
+    until_us: int | None = None
+
+    def items(self) -> list[tuple[str, str]]:
+        names = ("agent_name", "task_name", "model", "status", "kind", "trace_id", "parent_id")
+        return [(n, v) for n in names if (v := getattr(self, n)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    inserted: int
+    # None when every row was new; otherwise the ids that were new.
+    new_ids: set[str] | None
+
+
+@dataclass(slots=True)
+class Summary:
+    requests: int = 0
+    errors: int = 0
+    cost: float = 0.0
+    latency_sum: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    agents: list[str] = field(default_factory=list)
+    task_runs: int = 0
+
+
+class Store(Protocol):
+    """What the server needs from storage. Implementations are synchronous and
+    thread-safe: the server calls reads from a thread pool and writes from one
+    writer thread."""
+
+    backend: str
+
+    def insert_events(self, rows: list[tuple[Any, ...]]) -> InsertResult:
+        """Insert rows (tuples in tables.INSERT_COLUMNS order, validated and
+        priced) in one transaction; rows
+        whose id is already stored are skipped."""
+        ...
+
+    def query_events(self, f: Filters, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+    def summary(self, start_us: int, end_us: int, f: Filters) -> Summary: ...
+
+    def timeseries(
+        self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
+    ) -> dict[int, dict[str, Any]]: ...
+
+    def breakdown(
+        self, group_by: str, start_us: int, end_us: int, f: Filters
+    ) -> list[dict[str, Any]]: ...
+
+    def first_timestamp_us(self, f: Filters) -> int | None: ...
+
+    def count_events(self) -> int: ...
+
+    def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,116 @@
+"""Versioned schema migrations, applied in order at server start.
+
+Each migration runs in its own transaction and records its version in
+`agentwatch_schema`. A database is upgraded in place: version 1 also adopts a
+database created with the brief's original single-table schema (text
+timestamps, none of the contract's added columns), converting its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, inspect, text
+
+from agentwatch.store.sketch import latency_bin
+from agentwatch.store.tables import events, metadata, schema_version
+
+
+def _legacy_ts(value: str) -> int:
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _v1_create(conn: Connection) -> None:
+    """Create the events table; convert a brief-schema table if one is there."""
+    insp = inspect(conn)
+    legacy = "events" in insp.get_table_names()
+    if legacy:
+        cols = {c["name"] for c in insp.get_columns("events")}
+        if "ts" in cols:  # already ours (a half-recorded earlier run); just record it
+            return
+        conn.execute(text("ALTER TABLE events RENAME TO events_legacy"))
+        for ix in insp.get_indexes("events_legacy"):
+            if ix["name"]:
+                conn.execute(text(f'DROP INDEX IF EXISTS "{ix["name"]}"'))
+    metadata.create_all(conn, tables=[events])
+    if not legacy:
+        return
+    rows = conn.execute(text("SELECT * FROM events_legacy")).mappings()
+    batch = []
+    for r in rows:
+        meta = r.get("metadata")
+        if meta is not None:
+            try:
+                json.loads(meta)
+            except ValueError:
+                meta = json.dumps({"legacy_metadata": meta})
+        batch.append(
+            {
+                "id": r["id"],
+                "task_name": r["task_name"],
+                "agent_name": r["agent_name"],
+                "model": r["model"],
+                "input_tokens": r["input_tokens"],
+                "output_tokens": r["output_tokens"],
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+                "latency_ms": r["latency_ms"],
+                "cost_usd": r["cost_usd"],
+                "status": r["status"],
+                "error_message": r["error_message"],
+                "ts": _legacy_ts(r["timestamp"]),
+                "metadata": meta,
+                "kind": "llm",
+                "latency_bin": latency_bin(float(r["latency_ms"])),
+            }
+        )
+    # Oldest first, so seq (insertion order) matches time order for old data.
+    batch.sort(key=lambda b: b["ts"])
+    if batch:
+        conn.execute(events.insert(), batch)
+    conn.execute(text("DROP TABLE events_legacy"))
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
+]
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    if "agentwatch_schema" not in inspect(conn).get_table_names():
+        return 0
+    v = conn.execute(text("SELECT MAX(version) FROM agentwatch_schema")).scalar()
+    return int(v or 0)
+
+
+def upgrade(conn: Connection) -> list[int]:
+    """Apply every pending migration; returns the versions applied.
+
+    The caller holds the backend's migration lock (see dialect.migration_lock)
+    so that only one server migrates a shared database.
+    """
+    metadata.create_all(conn, tables=[schema_version])
+    conn.commit()
+    applied = []
+    have = current_version(conn)
+    for version, desc, fn in MIGRATIONS:
+        if version <= have:
+            continue
+        fn(conn)
+        conn.execute(
+            schema_version.insert().values(
+                version=version, description=desc, applied_at=int(time.time())
+            )
+        )
+        conn.commit()
+        applied.append(version)
+    return applied

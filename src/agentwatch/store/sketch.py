@@ -1,0 +1,56 @@
+"""Log-scale latency bins: percentiles with a bounded relative error.
+
+Each stored event carries the index of the bin its latency falls in. A
+percentile is then a GROUP BY over small integers instead of a sort of every
+latency: the query walks the bin counts to the bin holding the wanted rank and
+answers with that bin's representative value, which is within RELATIVE_ERROR
+of the true value at that rank (nearest-rank definition). The same bins merge
+by addition, so pre-aggregated histograms can use them unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+RELATIVE_ERROR = 0.005  # 0.5 %: half of the 1 % the API promises
+GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
+_LOG_GAMMA = math.log(GAMMA)
+# Latencies at or below this (ms) share bin 0 and are reported as 0; anything
+# faster than 10 microseconds is not a network call worth distinguishing.
+MIN_MS = 0.01
+
+
+def latency_bin(ms: float) -> int:
+    if ms <= MIN_MS:
+        return 0
+    return max(1, math.ceil(math.log(ms / MIN_MS) / _LOG_GAMMA))
+
+
+def bin_value(b: int) -> float:
+    """Representative latency of bin `b`: its bounds are (MIN*g^(b-1), MIN*g^b]."""
+    if b <= 0:
+        return 0.0
+    return MIN_MS * 2 * GAMMA**b / (GAMMA + 1)
+
+
+def percentiles(counts: Iterable[tuple[int, int]], qs: Iterable[float]) -> list[float | None]:
+    """Nearest-rank percentiles from (bin, count) pairs; None for no data.
+
+    The q-th percentile is the value at rank ceil(q * n) (1-based) of the sorted
+    latencies, which is the textbook nearest-rank definition.
+    """
+    pairs = sorted((b, c) for b, c in counts if c)
+    n = sum(c for _, c in pairs)
+    if n == 0:
+        return [None for _ in qs]
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(1, math.ceil(q * n))
+        seen = 0
+        for b, c in pairs:
+            seen += c
+            if seen >= rank:
+                out.append(round(bin_value(b), 3))
+                break
+    return out

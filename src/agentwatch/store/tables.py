@@ -1,0 +1,71 @@
+"""The schema, declared once for every backend (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only makes a column the rowid alias when it is exactly INTEGER PRIMARY KEY.
+_Seq = BigInteger().with_variant(Integer(), "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    # Insertion order: the tie-breaker for "newest first" and the SSE order.
+    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("id", String(128), nullable=False),
+    Column("task_name", String(256), nullable=False),
+    Column("agent_name", String(256), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("latency_ms", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error_message", Text),
+    # Epoch microseconds (UTC): integer ranges are index-friendly on every backend.
+    Column("ts", BigInteger, nullable=False),
+    Column("metadata", Text),
+    Column("kind", String(8), nullable=False, server_default="llm"),
+    Column("trace_id", String(128)),
+    Column("parent_id", String(128)),
+    Column("provider", String(256)),
+    Column("user_id", String(256)),
+    Column("session_id", String(256)),
+    # Log-scale latency bin (store/sketch.py): percentiles by GROUP BY.
+    Column("latency_bin", SmallInteger, nullable=False, server_default="0"),
+    # Indexes follow the API's real queries (see docs/architecture.md):
+    Index("ux_events_id", "id", unique=True),  # idempotent ingest
+    Index("ix_events_ts", "ts"),  # /api/events newest first, retention
+    Index("ix_events_kind_ts", "kind", "ts"),  # every metrics query
+    Index("ix_events_agent_ts", "agent_name", "ts"),  # agent filter
+    Index("ix_events_task_ts", "task_name", "ts"),  # task filter
+    Index("ix_events_model_ts", "model", "ts"),  # model filter
+    Index("ix_events_trace", "trace_id"),  # a run's nested calls
+)
+
+schema_version = Table(
+    "agentwatch_schema",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", BigInteger, nullable=False),
+)
+
+# Columns written at ingest, in a fixed order (seq is generated).
+INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "seq")
