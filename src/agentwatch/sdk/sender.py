@@ -1,0 +1,452 @@
+"""The sender: a bounded in-memory queue drained by one daemon thread.
+
+The caller's thread only appends a plain dict to a deque (no locks on the
+happy path, no JSON, no I/O). The sender thread gives each event its id and
+ISO timestamp, encodes batches to JSON and POSTs them to ``/api/events`` over
+one keep-alive ``http.client`` connection (stdlib only: the provider SDKs ship
+their own HTTP stacks, and an app must not pay for a third one).
+
+Delivery rules follow the server's contract:
+
+* 200: committed.
+* 5xx, 429 and network errors: retried with exponential backoff and full
+  jitter. Ingest is idempotent on the event id, so a retry never counts twice.
+* 413: the batch is split in half and each half sent; a single event that is
+  still too large is dropped.
+* 422 and other 4xx: the server rejects a batch as a whole, so the batch is
+  bisected to isolate the bad events; only those are dropped (logged once).
+
+At shutdown (and at interpreter exit) the queue is flushed within a bounded
+time, so a dead server never hangs the host. After ``os.fork()`` the child
+starts an empty queue and a thread of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentwatch.sdk.safety import internal_error, log, log_once
+
+Event = dict[str, Any]
+Exporter = Callable[[list[Event]], None]
+
+# The server's per-request limits (10,000 events, 10 MiB); we stay under both
+# so a batch is never refused for its size alone.
+MAX_BATCH_EVENTS = 10_000
+MAX_BODY_BYTES = 10 * 1024 * 1024
+# Backoff: start small so a blip costs little, cap so a long outage still
+# probes the server twice a minute.
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 30.0
+# One POST must not wait forever on a hung server; 10 s is far above the
+# server's group-commit latency.
+REQUEST_TIMEOUT_S = 10.0
+
+
+class _Marker:
+    """A flush() request travelling through the queue behind the events it covers."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+def _iso(ts: Any) -> Any:
+    """Event timestamps travel as epoch floats until here, where formatting is free."""
+    if isinstance(ts, float | int) and not isinstance(ts, bool):
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:  # naive means UTC, per the contract
+            ts = ts.replace(tzinfo=UTC)
+        return ts.astimezone(UTC).isoformat()
+    return ts
+
+
+class Sender:
+    """Bounded queue + batching daemon thread for one AgentWatch client."""
+
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        batch_size: int = 100,
+        flush_interval: float = 1.0,
+        max_queue: int = 10_000,
+        shutdown_timeout: float = 5.0,
+        exporter: Exporter | None = None,
+    ) -> None:
+        self.server_url = server_url.rstrip("/")
+        parts = urlsplit(self.server_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"server_url must be http(s)://host[:port], got {server_url!r}")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = (parts.path or "") + "/api/events"
+        self.batch_size = max(1, min(int(batch_size), MAX_BATCH_EVENTS))
+        self.flush_interval = max(0.01, float(flush_interval))
+        self.max_queue = max(1, int(max_queue))
+        self.shutdown_timeout = max(0.0, float(shutdown_timeout))
+        self._exporter = exporter
+        self._init_state()
+        self._closed = False
+        self._atexit_registered = False
+        # Fork safety: the child must not share the parent's lock states, socket
+        # or queued events. A weakref keeps the hook from pinning the sender.
+        ref = weakref.ref(self)
+
+        def _child() -> None:
+            s = ref()
+            if s is not None:
+                s._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=_child)
+
+    # -- state -------------------------------------------------------------
+
+    def _init_state(self) -> None:
+        self._queue: deque[Event | _Marker] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._stats_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._conn: http.client.HTTPConnection | None = None
+        self._deadline: float | None = None
+        self._pid = os.getpid()
+        self.sent = 0
+        self.batches = 0
+        self.dropped_queue_full = 0
+        self.dropped_rejected = 0
+        self.dropped_shutdown = 0
+        self.retries = 0
+        self.last_error: str | None = None
+
+    def _after_fork_in_child(self) -> None:
+        was_running = self._thread is not None and not self._closed
+        self._init_state()  # parent's queued events stay with the parent
+        if was_running:
+            self._ensure_thread()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for this process (they reset in a forked child)."""
+        return {
+            "queued": sum(1 for e in list(self._queue) if not isinstance(e, _Marker)),
+            "sent": self.sent,
+            "batches": self.batches,
+            "dropped_queue_full": self.dropped_queue_full,
+            "dropped_rejected": self.dropped_rejected,
+            "dropped_shutdown": self.dropped_shutdown,
+            "retries": self.retries,
+            "last_error": self.last_error,
+        }
+
+    # -- caller side (hot path) --------------------------------------------
+
+    def enqueue(self, event: Event) -> bool:
+        """Queue one event; never blocks. False when it was dropped (queue full or closed)."""
+        q = self._queue
+        n = len(q)
+        if n >= self.max_queue or self._closed:
+            with self._stats_lock:
+                self.dropped_queue_full += 1
+            if not self._closed:
+                log_once(
+                    "queue_full",
+                    logging.WARNING,
+                    "agentwatch: event queue full (%d); dropping events (see agentwatch.stats())",
+                    self.max_queue,
+                )
+            return False
+        q.append(event)
+        if self._thread is None:
+            self._ensure_thread()
+        if n + 1 >= self.batch_size:
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything queued so far; True if it was all handled within `timeout`."""
+        if self._thread is None or self._closed:
+            return not self._queue
+        marker = _Marker()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush within `timeout` (default shutdown_timeout) and stop the thread."""
+        if self._closed:
+            return True
+        timeout = self.shutdown_timeout if timeout is None else max(0.0, timeout)
+        self._deadline = time.monotonic() + timeout
+        self._closed = True
+        thread = self._thread
+        self._stop.set()
+        self._wake.set()
+        if self._atexit_registered:
+            atexit.unregister(self._atexit)
+            self._atexit_registered = False
+        if thread is None:
+            return True
+        # A little grace beyond the deadline for the thread to notice it.
+        thread.join(timeout + 0.25)
+        return not thread.is_alive()
+
+    def _atexit(self) -> None:
+        try:
+            self.shutdown()
+        except Exception as exc:  # never turn a clean exit into a traceback
+            internal_error("sender.atexit", exc)
+
+    def _ensure_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is not None or self._closed:
+                return
+            t = threading.Thread(target=self._run, name="agentwatch-sender", daemon=True)
+            self._thread = t
+            t.start()
+            if not self._atexit_registered:
+                atexit.register(self._atexit)
+                self._atexit_registered = True
+
+    # -- sender thread -----------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            internal_error("sender.loop", exc)
+        finally:
+            self._close_conn()
+            # Whatever is left (deadline passed, or a crash) is counted, and any
+            # flush() waiter is released rather than left to its timeout.
+            self._drop_remaining()
+
+    def _loop(self) -> None:
+        q = self._queue
+        while True:
+            if not self._stop.is_set() and len(q) < self.batch_size:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+            self._drain_once()
+            if self._stop.is_set() and (not q or self._past_deadline()):
+                return
+
+    def _drain_once(self) -> None:
+        """Pop up to one batch (stopping at a flush marker) and deliver it."""
+        q = self._queue
+        batch: list[Event] = []
+        while q and len(batch) < self.batch_size:
+            item = q.popleft()
+            if isinstance(item, _Marker):
+                if batch:
+                    self._deliver(batch)
+                    batch = []
+                item.done.set()
+                continue
+            batch.append(item)
+        if batch:
+            self._deliver(batch)
+
+    def _drop_remaining(self) -> None:
+        q = self._queue
+        n = 0
+        while q:
+            item = q.popleft()
+            if isinstance(item, _Marker):
+                item.done.set()
+            else:
+                n += 1
+        if n:
+            with self._stats_lock:
+                self.dropped_shutdown += n
+            log.warning("agentwatch: %d event(s) not sent before shutdown timeout", n)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    @staticmethod
+    def _finalize(ev: Event) -> Event:
+        # Done here, not on the caller's thread: uuid4 and ISO formatting cost
+        # microseconds. The id is fixed before the first attempt, so retries of
+        # this event are deduplicated by the server.
+        if not ev.get("id"):
+            ev["id"] = str(uuid.uuid4())
+        ts = ev.get("timestamp")
+        if ts is not None and not isinstance(ts, str):
+            ev["timestamp"] = _iso(ts)
+        return ev
+
+    def _deliver(self, batch: list[Event]) -> None:
+        for ev in batch:
+            self._finalize(ev)
+        if self._exporter is not None:
+            try:
+                self._exporter(batch)
+                self.sent += len(batch)
+                self.batches += 1
+            except Exception as exc:
+                internal_error("sender.exporter", exc)
+            return
+        self._send(batch)
+
+    def _encode(self, batch: list[Event]) -> tuple[list[Event], bytes]:
+        try:
+            body = json.dumps({"events": batch}, default=str, separators=(",", ":"))
+            return batch, body.encode()
+        except (TypeError, ValueError):
+            # One event with unencodable metadata must not sink its batch-mates.
+            good: list[Event] = []
+            for ev in batch:
+                try:
+                    json.dumps(ev, default=str)
+                    good.append(ev)
+                except (TypeError, ValueError) as exc:
+                    self._reject(1, f"unencodable event: {exc}")
+            body = json.dumps({"events": good}, default=str, separators=(",", ":"))
+            return good, body.encode()
+
+    def _send(self, batch: list[Event]) -> None:
+        batch, body = self._encode(batch)
+        if not batch:
+            return
+        if len(body) > MAX_BODY_BYTES:
+            self._split_or_drop(batch, "batch over 10 MiB")
+            return
+        attempt = 0
+        while True:
+            status, detail, retry_after = self._post(body)
+            if status == 200:
+                with self._stats_lock:
+                    self.sent += len(batch)
+                    self.batches += 1
+                return
+            if status == 413:
+                self._split_or_drop(batch, "413 payload too large")
+                return
+            if status is not None and 400 <= status < 500 and status != 429:
+                if len(batch) > 1:
+                    # The server refuses a bad batch as a whole: bisect to keep the good events.
+                    self._split_or_drop(batch, f"{status} {detail}")
+                else:
+                    self._reject(1, f"server rejected event ({status}): {detail}")
+                return
+            # 5xx, 429 or network error: retry, unless we are out of time at shutdown.
+            self.last_error = f"{status} {detail}" if status is not None else detail
+            log_once(
+                "send_retry",
+                logging.WARNING,
+                "agentwatch: cannot deliver events to %s (%s); retrying with backoff",
+                self.server_url,
+                self.last_error,
+            )
+            if self._past_deadline():
+                with self._stats_lock:
+                    self.dropped_shutdown += len(batch)
+                return
+            delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, BACKOFF_CAP_S))
+            if self._deadline is not None:
+                delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+            attempt = min(attempt + 1, 16)
+            with self._stats_lock:
+                self.retries += 1
+            if self._deadline is None:
+                # Wakes early only for shutdown; flush() waits for the retry like anyone.
+                self._stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+    def _split_or_drop(self, batch: list[Event], why: str) -> None:
+        if len(batch) <= 1:
+            self._reject(len(batch), why)
+            return
+        mid = len(batch) // 2
+        self._send(batch[:mid])
+        self._send(batch[mid:])
+
+    def _reject(self, n: int, why: str) -> None:
+        with self._stats_lock:
+            self.dropped_rejected += n
+        self.last_error = why
+        log_once(
+            "rejected:" + why[:40],
+            logging.WARNING,
+            "agentwatch: dropped event(s) the server will not accept: %s",
+            why,
+        )
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = (
+                http.client.HTTPSConnection
+                if self._scheme == "https"
+                else http.client.HTTPConnection
+            )
+            self._conn = cls(self._host, self._port, timeout=REQUEST_TIMEOUT_S)
+        return self._conn
+
+    def _close_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _post(self, body: bytes) -> tuple[int | None, str, float | None]:
+        """One POST; (status or None for a network error, detail, Retry-After seconds)."""
+        for fresh_try in (False, True):
+            reused = self._conn is not None
+            conn = self._connect()
+            timeout = REQUEST_TIMEOUT_S
+            if self._deadline is not None:
+                timeout = max(0.05, min(timeout, self._deadline - time.monotonic()))
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(
+                    "POST",
+                    self._path,
+                    body=body,
+                    headers={"Content-Type": "application/json", "Connection": "keep-alive"},
+                )
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._close_conn()
+                if reused and not fresh_try:
+                    # A keep-alive connection the server closed while idle: one
+                    # immediate retry on a fresh connection, no backoff needed.
+                    continue
+                return None, f"{type(exc).__name__}: {exc}", None
+            if resp.getheader("Connection", "").lower() == "close":
+                self._close_conn()
+            retry_after: float | None = None
+            ra = resp.getheader("Retry-After")
+            if ra:
+                try:
+                    retry_after = float(ra)
+                except ValueError:
+                    retry_after = None
+            return resp.status, data[:500].decode("utf-8", "replace"), retry_after
+        return None, "unreachable", None  # pragma: no cover
