@@ -8,11 +8,10 @@ with the same keys and never imports it, so `import agentwatch` stays light.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 KINDS = ("llm", "task", "tool")
 STATUSES = ("success", "error")
@@ -57,36 +56,11 @@ class Event(BaseModel):
     user_id: OptName = None
     session_id: OptName = None
 
-    @field_validator("timestamp")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        if v is None:
-            return v
-        if v.tzinfo is None:  # naive means UTC, per the contract
-            return v.replace(tzinfo=UTC)
-        return v.astimezone(UTC)
-
-    @model_validator(mode="after")
-    def _llm_has_model(self) -> Event:
-        if self.kind == "llm" and not self.model:
-            raise ValueError("model is required for kind 'llm'")
-        return self
-
-    def fill_defaults(self) -> None:
-        """Give an id, a timestamp and a metadata object where the client sent none."""
-        if self.id is None:
-            self.id = str(uuid.uuid4())
-        if self.timestamp is None:
-            self.timestamp = datetime.now(UTC)
-        extra = self.model_extra
-        if extra:
-            meta = dict(self.metadata or {})
-            for k, v in extra.items():
-                meta.setdefault(k, v)
-            self.metadata = meta
-            extra.clear()
-        if self.metadata is None:
-            self.metadata = {}
+    # Checks that need more than one field, and the defaults that need a clock
+    # or a random source, are applied by the server at ingest (ingest.py),
+    # outside pydantic, so that validation of a batch stays in compiled code.
+    # They are: a "llm" event needs a model; a naive timestamp means UTC; a
+    # missing id gets a UUID4 and a missing timestamp the time of arrival.
 
 
 class EventBatch(BaseModel):

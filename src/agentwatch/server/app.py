@@ -20,7 +20,7 @@ from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
 from agentwatch.server.api import events, health, metrics, stream
 from agentwatch.server.broadcast import Broadcaster
-from agentwatch.server.ingest import Writer
+from agentwatch.server.ingest import Writer, row_to_api
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Store
@@ -34,11 +34,11 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     """Build the app around an open (migrated) store. The caller closes the store."""
     broadcaster = Broadcaster(settings.sse_buffer)
 
-    def on_commit(new_events: list[dict[str, Any]]) -> None:
+    def on_commit(rows: list[tuple[Any, ...]]) -> None:
         # Runs on the writer thread. Serialise only when someone is listening.
-        if not broadcaster.active or not new_events:
+        if not broadcaster.active or not rows:
             return
-        msgs = ["data: " + orjson.dumps(e).decode() + "\n\n" for e in new_events]
+        msgs = ["data: " + orjson.dumps(row_to_api(r)).decode() + "\n\n" for r in rows]
         loop = st.loop
         if loop is not None:
             loop.call_soon_threadsafe(broadcaster.publish, msgs)

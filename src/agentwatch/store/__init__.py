@@ -12,6 +12,7 @@ def open_store(db: str, migrate: bool = True) -> SqlStore:
     store = SqlStore(db)
     if migrate:
         store.migrate()
+    store.start_maintenance()
     return store
 
 

@@ -10,7 +10,12 @@ import orjson
 from sqlalchemy import ColumnElement, case, delete, func, select
 
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
-from agentwatch.store.dialect import insert_ignore_sql, make_engine, migration_lock
+from agentwatch.store.dialect import (
+    SqliteCheckpointer,
+    insert_ignore_sql,
+    make_engine,
+    migration_lock,
+)
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.sketch import percentiles
 from agentwatch.store.tables import events
@@ -61,6 +66,13 @@ class SqlStore:
     def __init__(self, db: str) -> None:
         self.engine, self.backend = make_engine(db)
         self._insert_sql = insert_ignore_sql(self.engine)
+        self._checkpointer: SqliteCheckpointer | None = None
+
+    def start_maintenance(self) -> None:
+        """Background upkeep while serving (SQLite: WAL checkpoints)."""
+        if self.backend == "sqlite" and self._checkpointer is None:
+            self._checkpointer = SqliteCheckpointer(self.engine)
+            self._checkpointer.start()
 
     # -- lifecycle -------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -68,6 +80,11 @@ class SqlStore:
             return upgrade(conn)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        elif self.backend == "sqlite":
+            SqliteCheckpointer(self.engine).checkpoint("TRUNCATE")
         self.engine.dispose()
 
     # -- writes ----------------------------------------------------------
@@ -76,7 +93,7 @@ class SqlStore:
         skipping ids already stored."""
         if not rows:
             return InsertResult(0, None)
-        with self.engine.begin() as conn:
+        with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
             before = conn.execute(select(func.max(c.seq))).scalar() or 0
             res = conn.exec_driver_sql(self._insert_sql, rows)
             inserted = max(int(res.rowcount), 0)
@@ -93,7 +110,7 @@ class SqlStore:
         total = 0
         while True:
             victims = select(c.seq).where(c.ts < ts_us).order_by(c.ts).limit(chunk)
-            with self.engine.begin() as conn:
+            with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
                 n = conn.execute(delete(events).where(c.seq.in_(victims))).rowcount
             total += max(int(n), 0)
             if n < chunk:

@@ -17,7 +17,7 @@ from agentwatch.server.api.common import (
     state,
     to_us,
 )
-from agentwatch.server.ingest import BatchError, StorageUnavailable, parse_batch, to_records
+from agentwatch.server.ingest import BatchError, StorageUnavailable, parse_batch, to_rows
 from agentwatch.store.base import Filters
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -71,9 +71,9 @@ async def ingest(request: Request) -> Any:
         events = parse_batch(body, st.settings.max_batch_events)
     except BatchError as e:
         return JSONResponse({"detail": e.message, "errors": e.errors}, status_code=e.status)
-    rows, api = to_records(events, st.prices)
+    rows = to_rows(events, st.prices)
     try:
-        await st.writer.submit(rows, api)
+        await st.writer.submit(rows)
     except StorageUnavailable as e:
         return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "1"})
     return FastJSON({"status": "ok", "count": len(events)})

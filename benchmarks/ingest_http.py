@@ -1,0 +1,91 @@
+"""HTTP ingest throughput: events acknowledged per second (200 = committed).
+
+Prebuilt JSON batches are POSTed over loopback by several client threads with
+keep-alive connections to a fresh server on a temporary SQLite file.
+
+    python benchmarks/ingest_http.py [--events 200000] [--batch 500] [--clients 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Server, db_size, machine, make_events  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=2)
+    a = ap.parse_args()
+    events = make_events(a.events, days=1)
+    bodies = [
+        orjson.dumps({"events": events[i : i + a.batch]}) for i in range(0, len(events), a.batch)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.db")
+        srv = Server(db)
+        try:
+            lat: list[float] = []
+            lock = threading.Lock()
+            work = list(reversed(bodies))
+
+            def client() -> None:
+                with httpx.Client(timeout=60, headers={"content-type": "application/json"}) as c:
+                    while True:
+                        with lock:
+                            if not work:
+                                return
+                            body = work.pop()
+                        t = time.perf_counter()
+                        r = c.post(srv.url + "/api/events", content=body)
+                        r.raise_for_status()
+                        with lock:
+                            lat.append(time.perf_counter() - t)
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=client) for _ in range(a.clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
+            stored = httpx.get(srv.url + "/api/health").json()["events"]
+            size = db_size(db)
+        finally:
+            srv.stop()
+    lat.sort()
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest_http",
+                "events": a.events,
+                "batch": a.batch,
+                "clients": a.clients,
+                "seconds": round(elapsed, 3),
+                "events_per_second": round(a.events / elapsed),
+                "request_p50_ms": round(statistics.median(lat) * 1000, 2),
+                "request_p95_ms": round(lat[int(len(lat) * 0.95) - 1] * 1000, 2),
+                "stored": stored,
+                "db_bytes_per_event": round(size / max(stored, 1), 1),
+                "machine": machine(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
