@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import socket
@@ -116,7 +117,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        Server(config).run(sockets=[sock])
+        # uvicorn re-raises the signal once it has shut down gracefully; by then
+        # every in-flight request is answered and the writer has committed.
+        with contextlib.suppress(KeyboardInterrupt):
+            Server(config).run(sockets=[sock])
     finally:
         store.close()
         sock.close()

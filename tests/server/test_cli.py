@@ -1,0 +1,117 @@
+"""`agentwatch serve` as a user runs it: help, errors, start banner, clean Ctrl+C."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ServerProcess, free_port
+from tests.server.test_ingest import ev, post
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentwatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_serve_help_lists_brief_options() -> None:
+    r = run("serve", "--help")
+    assert r.returncode == 0
+    for opt in ("--host", "--port", "--db", "0.0.0.0", "8787", "agentwatch.db", "AGENTWATCH_DB"):
+        assert opt in r.stdout
+
+
+def test_console_script_installed() -> None:
+    exe = Path(sys.executable).parent / "agentwatch"
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("agentwatch ")
+
+
+def test_taken_port_is_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run("serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(tmp_path / "x.db"))
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert f"port {port} is already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unwritable_db_is_one_line_error(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "agentwatch.db").mkdir()  # a directory where the file should be: cannot open
+    for db in (str(tmp_path / "missing" / "x.db"), str(ro / "agentwatch.db")):
+        r = run("serve", "--host", "127.0.0.1", "--port", str(free_port()), "--db", db)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.strip().count("\n") == 0, r.stderr
+        assert "Traceback" not in r.stderr and "database" in r.stderr
+
+
+def test_bad_price_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"models": {"m": {"input": "cheap"}}}')
+    r = run(
+        "serve", "--port", str(free_port()), "--db", str(tmp_path / "x.db"), "--prices", str(bad)
+    )
+    assert r.returncode == 1 and "price file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_env_db_is_honoured_and_banner_printed(tmp_path: Path) -> None:
+    import os
+
+    db = tmp_path / "from-env.db"
+    port = free_port()
+    env = {**os.environ, "AGENTWATCH_DB": str(db)}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agentwatch", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert p.stdout is not None
+        banner = p.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in banner and str(db) in banner
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(20)
+    assert db.exists()
+
+
+def test_ctrl_c_shuts_down_cleanly_with_nothing_lost(server: ServerProcess) -> None:
+    batch = [ev() for _ in range(300)]
+    assert post(server.url, batch).status_code == 200
+    # an open live-stream client must not hold shutdown up
+    with httpx.Client(timeout=5) as c, c.stream("GET", server.url + "/api/stream"):
+        code = server.stop(signal.SIGINT, timeout=15)
+    assert code == 0, server.log()
+    assert "Traceback" not in server.log()
+    server.start()
+    assert httpx.get(server.url + "/api/health").json()["events"] == 300
+
+
+def test_prune_deletes_old_events(server: ServerProcess) -> None:
+    old = [ev(timestamp="2025-01-01T00:00:00+00:00") for _ in range(30)]
+    new = [ev() for _ in range(5)]
+    assert post(server.url, old + new).status_code == 200
+    server.stop()
+    r = run("prune", "--db", server.db, "--before", "2025-06-01")
+    assert r.returncode == 0 and "deleted 30 events" in r.stdout
+    server.start()
+    assert httpx.get(server.url + "/api/health").json()["events"] == 5

@@ -1,0 +1,33 @@
+"""Latency bins: percentiles within the promised relative error."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from agentwatch.store.sketch import RELATIVE_ERROR, bin_value, latency_bin, percentiles
+
+
+def test_bin_value_within_relative_error() -> None:
+    rng = random.Random(3)
+    for _ in range(20_000):
+        x = math.exp(rng.uniform(math.log(0.02), math.log(1e7)))
+        assert abs(bin_value(latency_bin(x)) - x) / x <= RELATIVE_ERROR + 1e-9
+
+
+def test_percentiles_nearest_rank() -> None:
+    rng = random.Random(5)
+    xs = [rng.lognormvariate(6, 1) for _ in range(5001)]
+    counts: dict[int, int] = {}
+    for x in xs:
+        counts[latency_bin(x)] = counts.get(latency_bin(x), 0) + 1
+    p50, p95, p99 = percentiles(counts.items(), (0.5, 0.95, 0.99))
+    s = sorted(xs)
+    for got, q in ((p50, 0.5), (p95, 0.95), (p99, 0.99)):
+        exact = s[math.ceil(q * len(s)) - 1]
+        assert got is not None and abs(got - exact) / exact <= RELATIVE_ERROR + 1e-9
+
+
+def test_zero_and_empty() -> None:
+    assert latency_bin(0.0) == 0 and bin_value(0) == 0.0
+    assert percentiles([], (0.5,)) == [None]
