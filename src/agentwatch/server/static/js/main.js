@@ -146,11 +146,11 @@ function showEmpty(empty) {
   }
 }
 
-async function refresh() {
+async function refresh({ hasData = false } = {}) {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refresh, REFRESH_MS);
   // Everything is requested at once; the emptiness check only decides what to show.
-  const emptyCheck = checkEmpty();
+  const emptyCheck = hasData ? Promise.resolve(false) : checkEmpty();
   const metrics = fetchMetrics();
   const rows = api.breakdown(state.tab, state.range, filters());
   // Rejections are handled below, after the emptiness check; don't report them twice.
@@ -174,11 +174,16 @@ async function refresh() {
   tickUpdated();
 }
 
+let leavingEmpty = false;
+
 function onLiveEvent() {
-  // The first event on a fresh server: leave the empty state at once.
-  if (isEmpty) {
-    isEmpty = false;
-    refresh();
+  // The first event on a fresh server: leave the empty state at once. The
+  // event itself proves the store is no longer empty.
+  if (isEmpty && !leavingEmpty) {
+    leavingEmpty = true;
+    refresh({ hasData: true }).finally(() => {
+      leavingEmpty = false;
+    });
   }
 }
 
@@ -229,4 +234,4 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // For tests and the benchmark.
-window.agentwatch = { state, feed, refresh, hasFilters };
+window.agentwatch = { state, feed, charts, refresh, hasFilters };
