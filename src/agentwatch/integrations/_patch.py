@@ -345,12 +345,18 @@ def wrap_sync_stream(stream: Any, rec: StreamRecorder) -> Any:
 
     stream._iterator = observed()
     response = getattr(stream, "response", None)
-    close = getattr(response, "close", None)
+    close = getattr(type(response), "close", None)
     if close is not None:
+        # A weakref and the class's function, not the bound method: a hook that
+        # pointed back at the response would make every response a reference
+        # cycle, freed only by the cyclic GC.
+        response_ref = weakref.ref(response)
 
         def close_hook() -> None:
             try:
-                close()
+                r = response_ref()
+                if r is not None:
+                    close(r)
             finally:
                 # Closed by the stream itself while we are pulling an item means
                 # it is ending normally or failing; we finish that from the loop.
@@ -396,12 +402,15 @@ def wrap_async_stream(stream: Any, rec: StreamRecorder) -> Any:
 
     stream._iterator = observed()
     response = getattr(stream, "response", None)
-    aclose = getattr(response, "aclose", None)
+    aclose = getattr(type(response), "aclose", None)
     if aclose is not None:
+        response_ref = weakref.ref(response)
 
         async def aclose_hook() -> None:
             try:
-                await aclose()
+                r = response_ref()
+                if r is not None:
+                    await aclose(r)
             finally:
                 if not rec.in_next:
                     rec.finish(PARTIAL)

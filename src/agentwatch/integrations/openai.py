@@ -159,9 +159,8 @@ class ChatStreamState(_StreamState):
         self.hide_usage_chunk = hide_usage_chunk
 
     def on_item(self, chunk: Any, now: float, call: Call) -> bool:
-        model = getattr(chunk, "model", None)
-        if model:
-            self.model = model
+        if self.model is None:  # every chunk repeats it; read it once
+            self.model = getattr(chunk, "model", None) or None
         choices = getattr(chunk, "choices", None)
         if call.ttft is None and choices:
             for c in choices:
