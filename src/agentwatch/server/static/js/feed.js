@@ -41,9 +41,14 @@ export class Feed {
 
   /** Replace the list with events from the API (newest first). */
   load(events) {
+    // Live events that arrived while the list was loading stay on top.
+    const loaded = new Set(events.map((e) => e && e.id));
+    const live = [...this.list.children]
+      .map((li) => this.byId.get(li.dataset.id))
+      .filter((e) => e && !loaded.has(e.id) && this.filter(e));
     this.byId.clear();
     const rows = [];
-    for (const ev of events.slice(0, FEED_CAP)) {
+    for (const ev of [...live, ...events].slice(0, FEED_CAP)) {
       if (!ev || !ev.id || this.byId.has(ev.id)) continue;
       this.byId.set(ev.id, ev);
       rows.push(row(ev, false));
