@@ -15,6 +15,7 @@ Prints one JSON object. Run: ``python benchmarks/sdk_overhead.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -187,21 +188,22 @@ def wrapper_only(n: int) -> dict[str, Any]:
         server_url="http://127.0.0.1:9", exporter=lambda batch: None, max_queue=10**7
     )
     out: dict[str, Any] = {}
-    stubs = {
+    stubs: dict[str, tuple[Callable[..., Any], Any, tuple[Any, ...]]] = {
         "openai_chat_create": (lambda self, **kw: completion, aw_openai._make_sync, ("chat", ())),
         "anthropic_messages_create": (lambda self, **kw: message, None, ()),
     }
     for name, (stub, make, extra) in stubs.items():
         wrapped = make(stub, *extra) if make else aw_anthropic._wrap_create(stub)
-        kwargs = {"model": "gpt-4o", "messages": []}
-        plain = [
-            statistics.median(per_call_ns(lambda f=stub, k=kwargs: f(res, **k), 1000))
-            for _ in range(n)
-        ]
-        patched = [
-            statistics.median(per_call_ns(lambda f=wrapped, k=kwargs: f(res, **k), 1000))
-            for _ in range(n)
-        ]
+        kwargs: dict[str, Any] = {"model": "gpt-4o", "messages": []}
+        plain = [statistics.median(per_call_ns(functools.partial(stub, res, **kwargs), 1000))]
+        patched = [statistics.median(per_call_ns(functools.partial(wrapped, res, **kwargs), 1000))]
+        for _ in range(n - 1):
+            plain.append(
+                statistics.median(per_call_ns(functools.partial(stub, res, **kwargs), 1000))
+            )
+            patched.append(
+                statistics.median(per_call_ns(functools.partial(wrapped, res, **kwargs), 1000))
+            )
         out[name] = {
             "calls_each": n * 1000,
             "stub_median_us": round(statistics.median(plain) / 1000, 3),

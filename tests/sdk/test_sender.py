@@ -58,7 +58,7 @@ class FaultProxy:
                     return self._answer(action[1], b'{"detail":"injected"}')
                 if action is not None and action[0] == "delay":
                     time.sleep(action[1])
-                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+                conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=30)
                 conn.request("POST", self.path, raw, {"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 data = resp.read()

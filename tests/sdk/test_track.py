@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -131,7 +131,7 @@ def test_sync_generator_run(captured: Captured, openai_client: Any) -> None:
     seen_outside: list[Any] = []
 
     @agentwatch.track(task="gen")
-    def gen(n: int) -> Iterator[int]:
+    def gen(n: int) -> Generator[int, int | None, None]:
         for i in range(n):
             openai_client.chat.completions.create(model="gpt-4o", messages=MSGS)
             x = yield i
@@ -155,7 +155,7 @@ def test_sync_generator_run(captured: Captured, openai_client: Any) -> None:
 
 def test_sync_generator_closed_early_and_error(captured: Captured) -> None:
     @agentwatch.track(task="g1")
-    def g1() -> Iterator[int]:
+    def g1() -> Generator[int, None, None]:
         yield 1
         yield 2
 
