@@ -74,8 +74,14 @@ class Server:
         self.proc.wait(20)
 
 
-def make_events(n: int, days: float, seed: int = 7, end: float | None = None) -> list[dict]:
-    """n LLM-call events spread over `days` days ending now, realistic shapes."""
+def make_events(
+    n: int, days: float, seed: int = 7, end: float | None = None, ordered: bool = False
+) -> list[dict]:
+    """n LLM-call events spread over `days` days ending now, realistic shapes.
+
+    ordered=True sorts them by time, as a live system sends them; otherwise
+    they come in random time order, as a backfill or an import would.
+    """
     rng = random.Random(seed)
     end = end or time.time()
     span = days * 86400
@@ -101,6 +107,8 @@ def make_events(n: int, days: float, seed: int = 7, end: float | None = None) ->
                 "metadata": {"run": rng.randint(1, 1000)},
             }
         )
+    if ordered:
+        out.sort(key=lambda e: e["timestamp"])
     return out
 
 

@@ -3,7 +3,12 @@
 Prebuilt JSON batches are POSTed over loopback by several client threads with
 keep-alive connections to a fresh server on a temporary SQLite file.
 
+--mode live: timestamps in time order over the last 10 minutes (what agents
+send as they run). --mode backfill: random times over the last 7 days (an
+import or `demo.py --backfill`), which touches many more rollup rows.
+
     python benchmarks/ingest_http.py [--events 200000] [--batch 500] [--clients 2]
+                                     [--mode live|backfill]
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Server, db_size, machine, make_events  # noqa: E402
+from _common import Server, db_size, machine, make_events
 
 
 def main() -> None:
@@ -29,8 +34,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--mode", choices=("live", "backfill"), default="live")
     a = ap.parse_args()
-    events = make_events(a.events, days=1)
+    if a.mode == "live":
+        events = make_events(a.events, days=10 / 1440, ordered=True)
+    else:
+        events = make_events(a.events, days=7)
     bodies = [
         orjson.dumps({"events": events[i : i + a.batch]}) for i in range(0, len(events), a.batch)
     ]
@@ -63,14 +72,15 @@ def main() -> None:
                 t.join()
             elapsed = time.perf_counter() - t0
             stored = httpx.get(srv.url + "/api/health").json()["events"]
-            size = db_size(db)
         finally:
             srv.stop()
+        size = db_size(db)
     lat.sort()
     print(
         json.dumps(
             {
                 "benchmark": "ingest_http",
+                "mode": a.mode,
                 "events": a.events,
                 "batch": a.batch,
                 "clients": a.clients,

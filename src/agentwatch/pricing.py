@@ -2,9 +2,9 @@
 
 Lookup order for a model's rates:
 1. the user's price file (``--prices FILE`` / ``AGENTWATCH_PRICES``),
-2. the ``genai-prices`` snapshot bundled with that package (offline, no network),
-3. a short built-in table for names the brief uses that the snapshot spells
-   differently,
+2. a short built-in table for names the brief uses that the genai-prices
+   snapshot spells differently,
+3. the ``genai-prices`` snapshot bundled with that package (offline, no network),
 4. the fallback: $3 per million input tokens, $15 per million output tokens.
 
 Rates are resolved once per (provider, model) and cached, so pricing an event

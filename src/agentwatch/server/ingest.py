@@ -228,6 +228,11 @@ class Writer:
 
     def _commit(self, jobs: list[_Job]) -> None:
         rows = [r for j in jobs for r in j.rows]
+        if len(jobs) > 1:  # the same id in two requests of one commit: keep the first
+            first: dict[str, tuple[Any, ...]] = {}
+            for r in rows:
+                first.setdefault(r[0], r)
+            rows = list(first.values())
         try:
             result = self.store.insert_events(rows)
         except Exception as e:  # the store is down or broken: tell every waiter

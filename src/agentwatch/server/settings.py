@@ -27,7 +27,7 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
 
-# Reasons for the numbers: 10,000 events / 10 MiB per request is 20x the SDK's
+# Reasons for the numbers: 10,000 events / 10 MiB per request is 100x the SDK's
 # default batch and far above any sane client batch, yet bounds the memory one
 # request can pin; 1,000 buffered SSE messages is ~1 s of a busy server's
 # stream, enough to ride out a slow network without holding megabytes per client.

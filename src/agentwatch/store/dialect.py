@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from agentwatch.store.rollups import merge_hist
 from agentwatch.store.tables import INSERT_COLUMNS, events
 
 
@@ -58,6 +59,8 @@ def _sqlite_engine(db: str) -> Engine:
     def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself so DDL in migrations is transactional too.
         dbapi_conn.isolation_level = None
+        # Rollup upserts merge latency histograms with this (store/rollups.py).
+        dbapi_conn.create_function("aw_merge_hist", 2, merge_hist, deterministic=True)
         cur = dbapi_conn.cursor()
         # WAL: readers never block the writer. synchronous=NORMAL: a commit is
         # durable against a process crash (the WAL is written before COMMIT
@@ -75,6 +78,8 @@ def _sqlite_engine(db: str) -> Engine:
         # database by a background thread (SqliteCheckpointer), so the fsync
         # a checkpoint needs never delays an acknowledgement.
         cur.execute("PRAGMA wal_autocheckpoint=0")
+        # After a checkpoint, shrink the WAL file back to 64 MiB at most.
+        cur.execute("PRAGMA journal_size_limit=67108864")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -78,8 +78,18 @@ def _v1_create(conn: Connection) -> None:
     conn.execute(text("DROP TABLE events_legacy"))
 
 
+def _v2_rollups(conn: Connection) -> None:
+    """Minute and hour pre-aggregates, filled from the events already stored."""
+    from agentwatch.store.rollups import rebuild
+    from agentwatch.store.tables import rollups
+
+    metadata.create_all(conn, tables=[rollups])
+    rebuild(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
+    (2, "minute and hour rollups with latency histograms", _v2_rollups),
 ]
 
 LATEST = MIGRATIONS[-1][0]

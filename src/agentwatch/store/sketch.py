@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 RELATIVE_ERROR = 0.005  # 0.5 %: half of the 1 % the API promises
 GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
@@ -53,4 +54,21 @@ def percentiles(counts: Iterable[tuple[int, int]], qs: Iterable[float]) -> list[
             if seen >= rank:
                 out.append(round(bin_value(b), 3))
                 break
+    return out
+
+
+def percentiles_np(bins: Any, counts: Any, qs: Iterable[float]) -> list[float | None]:
+    """Nearest-rank percentiles from numpy arrays of bins and their counts."""
+    import numpy as np
+
+    if len(bins) == 0:
+        return [None for _ in qs]
+    cum = np.cumsum(np.bincount(bins, weights=counts))
+    n = cum[-1]
+    if n <= 0:
+        return [None for _ in qs]
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(1, math.ceil(q * n - 1e-9))
+        out.append(round(bin_value(int(np.searchsorted(cum, rank - 0.5))), 3))
     return out

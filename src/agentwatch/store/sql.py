@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
-from sqlalchemy import ColumnElement, case, delete, func, select
+from sqlalchemy import ColumnElement, case, delete, func, literal_column, select, tuple_
 
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
 from agentwatch.store.dialect import (
@@ -17,8 +17,10 @@ from agentwatch.store.dialect import (
     migration_lock,
 )
 from agentwatch.store.migrations import upgrade
-from agentwatch.store.sketch import percentiles
+from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, hist_arrays, rebuild
+from agentwatch.store.sketch import percentiles_np
 from agentwatch.store.tables import events
+from agentwatch.store.tables import rollups as r
 
 c = events.c
 _ERR = func.sum(case((c.status == "error", 1), else_=0))
@@ -93,28 +95,43 @@ class SqlStore:
         skipping ids already stored."""
         if not rows:
             return InsertResult(0, None)
-        with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
+        with self._writer_conn() as conn, conn.begin():
             before = conn.execute(select(func.max(c.seq))).scalar() or 0
             res = conn.exec_driver_sql(self._insert_sql, rows)
             inserted = max(int(res.rowcount), 0)
             if inserted == len(rows):
+                apply_deltas(conn, deltas(rows))
                 return InsertResult(inserted, None)
-            # Some ids were already stored (a retried batch): find which rows
-            # are new so only those reach the live stream.
+            # Some ids were already stored (a retried batch): only the new rows
+            # count in the rollups and reach the live stream.
             new_ids = {i for (i,) in conn.execute(select(c.id).where(c.seq > before))}
+            apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
             return InsertResult(inserted, new_ids)
 
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int:
-        """Delete events older than ts_us in chunks, so a large purge never
-        holds the write lock for long. Returns the number deleted."""
+        """Delete events older than ts_us, and their pre-aggregates, in chunks
+        so that a large purge never holds the write lock for long. Returns the
+        number of events deleted."""
         total = 0
         while True:
             victims = select(c.seq).where(c.ts < ts_us).order_by(c.ts).limit(chunk)
-            with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
+            with self._writer_conn() as conn, conn.begin():
                 n = conn.execute(delete(events).where(c.seq.in_(victims))).rowcount
             total += max(int(n), 0)
             if n < chunk:
-                return total
+                break
+        while True:
+            old = select(r.c.width, r.c.bucket).where(r.c.bucket + r.c.width <= ts_us).limit(chunk)
+            with self._writer_conn() as conn, conn.begin():
+                keys = conn.execute(old).all()
+                if keys:
+                    conn.execute(delete(r).where(tuple_(r.c.width, r.c.bucket).in_(keys)))
+            if len(keys) < chunk:
+                break
+        if ts_us % UNITS_US[0]:  # the hour the cut runs through: recount what is left
+            with self._writer_conn() as conn, conn.begin():
+                rebuild(conn, ts_us, ts_us + 1)
+        return total
 
     # -- reads -----------------------------------------------------------
     @staticmethod
@@ -152,85 +169,166 @@ class SqlStore:
             return int(conn.execute(select(func.count()).select_from(events)).scalar() or 0)
 
     def first_timestamp_us(self, f: Filters) -> int | None:
-        q = select(func.min(c.ts)).where(*self._where(f))
+        """Start of the first hour holding an LLM call (the 'all' period's start)."""
+        conds = [r.c.width == UNITS_US[0], r.c.kind == "llm"]
+        conds += [r.c[n] == v for n in DIMENSIONS if (v := getattr(f, n)) is not None]
+        q = select(func.min(r.c.bucket)).where(*conds)
         with self.engine.connect() as conn:
             v = conn.execute(q).scalar()
         return None if v is None else int(v)
 
-    def summary(self, start_us: int, end_us: int, f: Filters) -> Summary:
-        llm = self._where(f, start_us, end_us, kind="llm")
-        # One pass over the LLM calls grouped by latency bin gives both the
-        # totals (summed below) and the percentile histogram.
-        q = (
-            select(
-                c.latency_bin,
-                func.count(),
-                _ERR,
-                func.sum(c.cost_usd),
-                func.sum(c.latency_ms),
-                func.sum(c.input_tokens),
-                func.sum(c.output_tokens),
+    # -- metrics (rollups + raw edges) ---------------------------------------
+    def _collect(
+        self,
+        conn: Any,
+        start_us: int,
+        end_us: int,
+        f: Filters,
+        kind: str | None,
+        group: str | None = None,
+        origin_us: int = 0,
+        width_us: int | None = None,
+        want_hist: bool = True,
+    ) -> dict[Any, _Acc]:
+        """Sums and latency histograms over [start, end], per group.
+
+        `group` is a dimension name, or None; with `width_us` the group is the
+        time bucket index (ts - origin) // width instead.
+        """
+        units = UNITS_US if width_us is None else tuple(u for u in UNITS_US if width_us % u == 0)
+        accs: dict[Any, _Acc] = {}
+
+        def acc(g: Any) -> _Acc:
+            a = accs.get(g)
+            if a is None:
+                a = accs[g] = _Acc()
+            return a
+
+        for p in cover(start_us, end_us + 1, units):
+            t = r if p.unit else events
+            tcol = t.c.bucket if p.unit else t.c.ts
+            conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
+            if p.unit:
+                conds.append(t.c.width == p.unit)
+            if kind is not None:
+                conds.append(t.c.kind == kind)
+            for name in DIMENSIONS:
+                v = getattr(f, name)
+                if v is not None:
+                    conds.append(t.c[name] == v)
+            if width_us is not None:
+                gexpr: Any = ((tcol - origin_us) // width_us).label("g")
+            elif group is not None:
+                gexpr = t.c[group].label("g")
+            else:  # one group; a literal in GROUP BY would mean a column position
+                gexpr = literal_column("0").label("g")
+            gby = [] if group is None and width_us is None else [gexpr]
+            sums: list[Any]
+            if p.unit:
+                sums = [
+                    func.sum(t.c.n),
+                    func.sum(t.c.errors),
+                    func.sum(t.c.cost),
+                    func.sum(t.c.latency_sum),
+                    func.sum(t.c.input_tokens),
+                    func.sum(t.c.output_tokens),
+                ]
+            else:
+                sums = [
+                    func.count(),
+                    _ERR,
+                    func.sum(t.c.cost_usd),
+                    func.sum(t.c.latency_ms),
+                    func.sum(t.c.input_tokens),
+                    func.sum(t.c.output_tokens),
+                ]
+            for g, n, err, cost, lat, tin, tout in conn.execute(
+                select(gexpr, *sums).where(*conds).group_by(*gby)
+            ):
+                a = acc(g)
+                a.n += int(n or 0)
+                a.errors += int(err or 0)
+                a.cost += float(cost or 0)
+                a.latency_sum += float(lat or 0)
+                a.input_tokens += int(tin or 0)
+                a.output_tokens += int(tout or 0)
+            if not want_hist:
+                continue
+            if p.unit:
+                blobs: dict[Any, list[bytes]] = {}
+                for g, h in conn.execute(select(gexpr, t.c.hist).where(*conds)):
+                    blobs.setdefault(g, []).append(h)
+                for g, hs in blobs.items():
+                    acc(g).add_hist(*hist_arrays(hs))
+            else:
+                q = select(gexpr, t.c.latency_bin, func.count()).where(*conds)
+                per: dict[Any, tuple[list[int], list[int]]] = {}
+                for g, b, n in conn.execute(q.group_by(*gby, t.c.latency_bin)):
+                    lst = per.setdefault(g, ([], []))
+                    lst[0].append(int(b))
+                    lst[1].append(int(n))
+                for g, (bs, ns) in per.items():
+                    acc(g).add_hist(np.array(bs, dtype=np.int64), np.array(ns, dtype=np.int64))
+        return accs
+
+    def _agents(self, conn: Any, start_us: int, end_us: int, f: Filters) -> list[str]:
+        names: set[str] = set()
+        for p in cover(start_us, end_us + 1):
+            t = r if p.unit else events
+            tcol = t.c.bucket if p.unit else t.c.ts
+            conds = [tcol >= p.lo, tcol < p.hi]
+            if p.unit:
+                conds.append(t.c.width == p.unit)
+            for name in DIMENSIONS:
+                v = getattr(f, name)
+                if v is not None:
+                    conds.append(t.c[name] == v)
+            names.update(
+                a for (a,) in conn.execute(select(t.c.agent_name).distinct().where(*conds))
             )
-            .where(*llm)
-            .group_by(c.latency_bin)
-        )
-        agents_q = (
-            select(c.agent_name)
-            .distinct()
-            .where(*self._where(f, start_us, end_us))
-            .order_by(c.agent_name)
-        )
-        runs_q = select(func.count()).where(*self._where(f, start_us, end_us, kind="task"))
-        s = Summary()
-        hist: list[tuple[int, int]] = []
+        return sorted(names)
+
+    def summary(self, start_us: int, end_us: int, f: Filters) -> Summary:
         with self.engine.connect() as conn:
-            for b, n, err, cost, lat, tin, tout in conn.execute(q):
-                hist.append((int(b), int(n)))
-                s.requests += int(n)
-                s.errors += int(err or 0)
-                s.cost += float(cost or 0)
-                s.latency_sum += float(lat or 0)
-                s.input_tokens += int(tin or 0)
-                s.output_tokens += int(tout or 0)
-            s.agents = [a for (a,) in conn.execute(agents_q)]
-            s.task_runs = int(conn.execute(runs_q).scalar() or 0)
-        s.p50, s.p95 = percentiles(hist, (0.5, 0.95))
-        return s
+            llm = self._collect(conn, start_us, end_us, f, "llm").get(0, _Acc())
+            runs = self._collect(conn, start_us, end_us, f, "task", want_hist=False)
+            agents = self._agents(conn, start_us, end_us, f)
+        p50, p95 = llm.percentiles((0.5, 0.95))
+        return Summary(
+            requests=llm.n,
+            errors=llm.errors,
+            cost=llm.cost,
+            latency_sum=llm.latency_sum,
+            input_tokens=llm.input_tokens,
+            output_tokens=llm.output_tokens,
+            p50=p50,
+            p95=p95,
+            agents=agents,
+            task_runs=runs.get(0, _Acc()).n,
+        )
 
     def timeseries(
         self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
     ) -> dict[int, dict[str, Any]]:
         """Per-bucket LLM-call totals keyed by bucket index (ts - origin) // bucket."""
-        llm = self._where(f, start_us, end_us, kind="llm")
-        b = ((c.ts - origin_us) // bucket_us).label("b")
-        sums = (
-            select(
-                b,
-                func.count(),
-                _ERR,
-                func.sum(c.cost_usd),
-                func.sum(c.latency_ms),
-                func.sum(c.input_tokens + c.output_tokens),
-            )
-            .where(*llm)
-            .group_by(b)
-        )
-        hist_q = select(b, c.latency_bin, func.count()).where(*llm).group_by(b, c.latency_bin)
-        out: dict[int, dict[str, Any]] = {}
-        hists: dict[int, list[tuple[int, int]]] = defaultdict(list)
         with self.engine.connect() as conn:
-            for bi, n, err, cost, lat, tok in conn.execute(sums):
-                out[int(bi)] = {
-                    "requests": int(n),
-                    "errors": int(err or 0),
-                    "cost": float(cost or 0),
-                    "latency_sum": float(lat or 0),
-                    "tokens": int(tok or 0),
-                }
-            for bi, lb, n in conn.execute(hist_q):
-                hists[int(bi)].append((int(lb), int(n)))
-        for bi, h in hists.items():
-            out[bi]["p50"], out[bi]["p95"] = percentiles(h, (0.5, 0.95))
+            accs = self._collect(
+                conn, start_us, end_us, f, "llm", origin_us=origin_us, width_us=bucket_us
+            )
+        out: dict[int, dict[str, Any]] = {}
+        for g, a in accs.items():
+            if not a.n:
+                continue
+            p50, p95 = a.percentiles((0.5, 0.95))
+            out[int(g)] = {
+                "requests": a.n,
+                "errors": a.errors,
+                "cost": a.cost,
+                "latency_sum": a.latency_sum,
+                "tokens": a.input_tokens + a.output_tokens,
+                "p50": p50,
+                "p95": p95,
+            }
         return out
 
     def breakdown(
@@ -238,39 +336,59 @@ class SqlStore:
     ) -> list[dict[str, Any]]:
         if group_by not in DIMENSIONS:  # the API validates too; never trust a column name
             raise ValueError(f"cannot group by {group_by!r}")
-        col = c[group_by]
-        llm = self._where(f, start_us, end_us, kind="llm")
-        sums = (
-            select(
-                col,
-                func.count(),
-                _ERR,
-                func.sum(c.cost_usd),
-                func.sum(c.latency_ms),
-                func.sum(c.input_tokens),
-                func.sum(c.output_tokens),
-            )
-            .where(*llm)
-            .group_by(col)
-        )
-        hist_q = select(col, c.latency_bin, func.count()).where(*llm).group_by(col, c.latency_bin)
-        rows: dict[str, dict[str, Any]] = {}
-        hists: dict[str, list[tuple[int, int]]] = defaultdict(list)
         with self.engine.connect() as conn:
-            for name, n, err, cost, lat, tin, tout in conn.execute(sums):
-                n = int(n)
-                rows[name] = {
+            accs = self._collect(conn, start_us, end_us, f, "llm", group=group_by)
+        out = []
+        for name, a in accs.items():
+            if not a.n:
+                continue
+            p50, p95 = a.percentiles((0.5, 0.95))
+            out.append(
+                {
                     "name": name,
-                    "requests": n,
-                    "avg_latency": round(float(lat or 0) / n, 3) if n else None,
-                    "total_cost": float(cost or 0),
-                    "error_rate": round(100.0 * int(err or 0) / n, 3) if n else None,
-                    "errors": int(err or 0),
-                    "input_tokens": int(tin or 0),
-                    "output_tokens": int(tout or 0),
+                    "requests": a.n,
+                    "avg_latency": round(a.latency_sum / a.n, 3),
+                    "total_cost": a.cost,
+                    "error_rate": round(100.0 * a.errors / a.n, 3),
+                    "errors": a.errors,
+                    "input_tokens": a.input_tokens,
+                    "output_tokens": a.output_tokens,
+                    "latency_p50": p50,
+                    "latency_p95": p95,
                 }
-            for name, lb, n in conn.execute(hist_q):
-                hists[name].append((int(lb), int(n)))
-        for name, h in hists.items():
-            rows[name]["latency_p50"], rows[name]["latency_p95"] = percentiles(h, (0.5, 0.95))
-        return sorted(rows.values(), key=lambda r: (-r["total_cost"], r["name"]))
+            )
+        return sorted(out, key=lambda x: (-x["total_cost"], x["name"]))
+
+    def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
+        """Recompute pre-aggregates from raw events; returns events read."""
+        with self._writer_conn() as conn, conn.begin():
+            return rebuild(conn, lo_us, hi_us)
+
+    def _writer_conn(self) -> Any:
+        return self.engine.connect().execution_options(aw_writer=True)
+
+
+class _Acc:
+    """Running totals and latency histogram pieces for one group."""
+
+    __slots__ = ("cost", "errors", "hist", "input_tokens", "latency_sum", "n", "output_tokens")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.errors = 0
+        self.cost = 0.0
+        self.latency_sum = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.hist: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add_hist(self, bins: np.ndarray, counts: np.ndarray) -> None:
+        if len(bins):
+            self.hist.append((bins, counts))
+
+    def percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
+        if not self.hist:
+            return [None for _ in qs]
+        bins = np.concatenate([b for b, _ in self.hist])
+        counts = np.concatenate([c for _, c in self.hist])
+        return percentiles_np(bins, counts, qs)

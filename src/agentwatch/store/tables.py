@@ -8,7 +8,9 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -63,6 +65,33 @@ events = Table(
         sqlite_where=text("trace_id IS NOT NULL"),
         postgresql_where=text("trace_id IS NOT NULL"),
     ),
+)
+
+# Pre-aggregates (store/rollups.py): one row per (width, bucket, kind, agent,
+# task, model) with counts, sums and a sparse latency histogram.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("width", BigInteger, nullable=False),  # microseconds: a minute or an hour
+    Column("bucket", BigInteger, nullable=False),  # start, epoch microseconds
+    Column("kind", String(8), nullable=False),
+    Column("agent_name", String(256), nullable=False),
+    Column("task_name", String(256), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("hist", LargeBinary, nullable=False),
+    PrimaryKeyConstraint(
+        "width", "bucket", "kind", "agent_name", "task_name", "model", name="pk_rollups"
+    ),
+    sqlite_with_rowid=False,  # the primary key is the table: no second copy of the key
 )
 
 schema_version = Table(

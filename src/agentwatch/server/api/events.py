@@ -94,14 +94,15 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
+    # An empty value means "no filter", as on the metrics endpoints.
     f = Filters(
-        agent_name=agent_name,
-        task_name=task_name,
-        model=model,
+        agent_name=agent_name or None,
+        task_name=task_name or None,
+        model=model or None,
         status=status,
         kind=kind,
-        trace_id=trace_id,
-        parent_id=parent_id,
+        trace_id=trace_id or None,
+        parent_id=parent_id or None,
         since_us=to_us(since) if since else None,
         until_us=to_us(until) if until else None,
     )

@@ -1,0 +1,98 @@
+"""Latency of the metrics endpoints over HTTP with N events stored over D days.
+
+Each endpoint (summary, timeseries, breakdown) is called for every period,
+with and without an agent filter, `--repeat` times; p50/p95 per combination
+and the worst p95 are printed as JSON.
+
+    python benchmarks/query_metrics.py [--events 100000] [--days 7] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Server, db_size, load, machine, make_events
+
+PERIODS = ("1h", "24h", "7d", "30d", "all")
+ENDPOINTS = {
+    "summary": {},
+    "timeseries": {},
+    "breakdown": {"group_by": "model"},
+}
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[max(0, round(q * len(s)) - 1)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--days", type=float, default=7)
+    ap.add_argument("--repeat", type=int, default=30)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.db")
+        srv = Server(db)
+        try:
+            t0 = time.perf_counter()
+            load(srv.url, make_events(a.events, a.days))
+            load_s = time.perf_counter() - t0
+            results = []
+            with httpx.Client(base_url=srv.url, timeout=60) as c:
+                for name, extra in ENDPOINTS.items():
+                    for period in PERIODS:
+                        for agent in (None, "research-bot"):
+                            params = {"period": period, **extra}
+                            if agent:
+                                params["agent_name"] = agent
+                            c.get(f"/api/metrics/{name}", params=params).raise_for_status()
+                            times = []
+                            for _ in range(a.repeat):
+                                t = time.perf_counter()
+                                c.get(f"/api/metrics/{name}", params=params).raise_for_status()
+                                times.append((time.perf_counter() - t) * 1000)
+                            results.append(
+                                {
+                                    "endpoint": name,
+                                    "period": period,
+                                    "agent_filter": bool(agent),
+                                    "p50_ms": round(statistics.median(times), 2),
+                                    "p95_ms": round(pct(times, 0.95), 2),
+                                }
+                            )
+        finally:
+            srv.stop()
+        size = db_size(db)
+    worst = max(results, key=lambda r: r["p95_ms"])
+    print(
+        json.dumps(
+            {
+                "benchmark": "query_metrics",
+                "events": a.events,
+                "days": a.days,
+                "repeat": a.repeat,
+                "load_seconds": round(load_s, 2),
+                "db_bytes_per_event": round(size / a.events, 1),
+                "worst_p95_ms": worst["p95_ms"],
+                "worst": "{endpoint} {period} agent_filter={agent_filter}".format(**worst),
+                "results": results,
+                "machine": machine(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

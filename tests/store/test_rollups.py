@@ -1,0 +1,112 @@
+"""Rollups agree with the raw events over arbitrary windows, through retries,
+pruning and rebuilds."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from agentwatch.pricing import PriceBook
+from agentwatch.schema import Event
+from agentwatch.server.ingest import to_rows
+from agentwatch.store import SqlStore, open_store
+from agentwatch.store.base import Filters
+from agentwatch.store.rollups import cover
+
+T0 = 1_780_000_000_000_000  # an arbitrary instant, microseconds
+HOUR = 3_600_000_000
+
+
+def make(rng: random.Random, n: int) -> list[Event]:
+    out = []
+    for i in range(n):
+        ts = T0 + rng.randrange(0, 50 * HOUR)
+        out.append(Event(
+            id=f"e{i}", task_name=rng.choice("xy"), agent_name=rng.choice(["a", "b", "c"]),
+            model=rng.choice(["gpt-4o", "m2"]), input_tokens=rng.randint(0, 900),
+            output_tokens=rng.randint(0, 90), latency_ms=rng.lognormvariate(6, 0.7),
+            status="error" if rng.random() < 0.2 else "success",
+            kind="task" if rng.random() < 0.1 else "llm",
+            timestamp=f"{ts / 1e6}",
+        ))
+    return out
+
+
+def brute(events: list[dict], lo: int, hi: int, agent: str | None = None) -> dict:
+    from datetime import datetime
+
+    sel = []
+    for e in events:
+        ts = round(datetime.fromisoformat(e["timestamp"]).timestamp() * 1e6)
+        if lo <= ts <= hi and e["kind"] == "llm" and (agent is None or e["agent_name"] == agent):
+            sel.append(e)
+    lat = sorted(e["latency_ms"] for e in sel)
+    return {
+        "n": len(sel),
+        "errors": sum(e["status"] == "error" for e in sel),
+        "cost": sum(e["cost_usd"] for e in sel),
+        "tin": sum(e["input_tokens"] for e in sel),
+        "p95": lat[math.ceil(0.95 * len(lat)) - 1] if lat else None,
+    }
+
+
+def check(store: SqlStore, rng: random.Random, windows: int = 40) -> None:
+    stored = store.query_events(Filters(), 1000, 0)
+    offset = 1000
+    while True:
+        page = store.query_events(Filters(), 1000, offset)
+        if not page:
+            break
+        stored += page
+        offset += 1000
+    for _ in range(windows):
+        lo = T0 + rng.randrange(-HOUR, 52 * HOUR)
+        hi = lo + rng.choice([59_000_000, 61 * 60_000_000, 5 * HOUR + 7, 60 * HOUR])
+        agent = rng.choice([None, "b"])
+        s = store.summary(lo, hi, Filters(agent_name=agent))
+        b = brute(stored, lo, hi, agent)
+        assert s.requests == b["n"] and s.errors == b["errors"]
+        assert s.cost == pytest.approx(b["cost"], abs=1e-9)
+        assert s.input_tokens == b["tin"]
+        if b["p95"] is None:
+            assert s.p95 is None
+        else:
+            assert s.p95 == pytest.approx(b["p95"], rel=0.0051)
+
+
+def test_rollups_match_raw_through_retries_prune_and_rebuild(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    store = open_store(str(tmp_path / "r.db"))
+    try:
+        evs = make(rng, 3000)
+        rows = to_rows(evs, PriceBook())
+        for i in range(0, len(rows), 250):
+            store.insert_events(rows[i : i + 250])
+            if i % 1000 == 0:  # a retried batch must not count twice
+                store.insert_events(rows[i : i + 250])
+        check(store, rng)
+        cut = T0 + 20 * HOUR + 17 * 60_000_000 + 123  # through an hour and a minute
+        deleted = store.delete_events_before(cut)
+        assert deleted > 0
+        check(store, rng)
+        assert store.rebuild_rollups() == store.count_events()
+        check(store, rng)
+    finally:
+        store.close()
+
+
+def test_cover_pieces_tile_the_range() -> None:
+    rng = random.Random(2)
+    for _ in range(500):
+        lo = rng.randrange(0, 10**13)
+        hi = lo + rng.randrange(1, 10**11)
+        pieces = cover(lo, hi)
+        assert pieces[0].lo == lo and pieces[-1].hi == hi
+        for a, b in zip(pieces, pieces[1:], strict=False):
+            assert a.hi == b.lo
+        for p in pieces:
+            if p.unit:
+                assert p.lo % p.unit == 0 and p.hi % p.unit == 0
