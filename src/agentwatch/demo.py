@@ -95,8 +95,8 @@ MODEL_SPEED: dict[str, tuple[float, float]] = {
 REASONING_MODELS = {"o3-mini", "o4-mini"}
 
 ERRORS: tuple[tuple[str, float], ...] = (
-    ("RateLimitError: 429 Too Many Requests: rate limit reached for requests", 0.44),
-    ("APITimeoutError: request timed out after 60.0s", 0.12),
+    ("RateLimitError: 429 Too Many Requests: rate limit reached for requests", 0.5),
+    ("APITimeoutError: request timed out after 30.0s", 0.06),
     ("InternalServerError: 529 overloaded_error: the API is temporarily overloaded", 0.16),
     ("BadRequestError: 400 context_length_exceeded: prompt is too long", 0.14),
     ("APIConnectionError: connection reset by peer", 0.14),
@@ -403,7 +403,7 @@ class Generator:
         if failed:
             message = _pick(rng, ERRORS)
             if message.startswith("APITimeout"):
-                latency = 60_000 + rng.uniform(0, 400)
+                latency = 30_000 + rng.uniform(0, 400)
             elif message.startswith(("RateLimit", "BadRequest")):
                 latency = rng.uniform(80, 400)
             out = 0

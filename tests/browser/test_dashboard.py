@@ -92,8 +92,12 @@ def card_values(page: Any) -> dict[str, str]:
 
 def assert_cards_match(page: Any, server: Any, period: str, **filters: str) -> None:
     """The cards show exactly what /api/metrics/summary returns for the same view."""
-    page.wait_for_function("() => document.querySelector('#requests-value').dataset.value")
     expected = api(server, "/api/metrics/summary", period=period, **filters)
+    # A refresh may still be in flight after a click; wait for it to land.
+    page.wait_for_function(
+        "n => document.querySelector('#requests-value').dataset.value === String(n)",
+        arg=expected["total_requests"],
+    )
     got = card_values(page)
     assert int(got["requests"]) == expected["total_requests"]
     assert got["requestsText"] == f"{expected['total_requests']:,}"
@@ -325,7 +329,7 @@ def test_posted_event_appears_in_the_live_feed(page: Any, demo_server: Any) -> N
     row.wait_for(timeout=2_000)
     assert page.locator("#feed li").first.get_attribute("data-id") == ev["id"]  # newest on top
     text = row.inner_text()
-    for part in ("unit-agent", "brand-new-task", "gpt-4o-mini", "1,200 / 300", "$0.12", "850 ms"):
+    for part in ("unit-agent", "brand-new-task", "gpt-4o-mini", "1.2K / 300", "$0.12", "850 ms"):
         assert part in text
 
 

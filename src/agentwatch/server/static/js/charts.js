@@ -1,6 +1,6 @@
 // The two time-series charts (Chart.js 4, vendored, loaded as a classic script).
 
-import { bucketLabel, compact, money, ms } from "./format.js";
+import { bucketLabel, compact, money, moneyTick, ms, tokens } from "./format.js";
 
 // chart.umd.js is loaded with `async`, so the data requests do not wait for
 // it to download and compile; drawing waits for it instead.
@@ -113,14 +113,14 @@ export class Charts {
       position: "left",
       beginAtZero: true,
       title: { display: true, text: "cost (USD)" },
-      ticks: { callback: (v) => money(v) },
+      ticks: { callback: (v) => moneyTick(v) },
       grid: { color: C.grid },
     };
     opts.scales.y1 = {
       position: "right",
       beginAtZero: true,
       title: { display: true, text: "tokens" },
-      ticks: { callback: (v) => compact(v) },
+      ticks: { callback: (v) => tokens(v) },
       grid: { drawOnChartArea: false },
     };
     opts.plugins.tooltip.callbacks = {

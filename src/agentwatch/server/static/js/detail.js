@@ -30,6 +30,11 @@ const FIELDS = [
 function fieldValue(key, ev) {
   const v = ev[key];
   if (v === null || v === undefined || v === "") return null;
+  const llm = (ev.kind || "llm") === "llm";
+  // Zero token counts say nothing for runs and tools, nor cache/reasoning counts anywhere.
+  if (key.endsWith("_tokens") && !v && (!llm || !["input_tokens", "output_tokens"].includes(key))) return null;
+  // A run's cost is the sum of its calls, shown in the waterfall.
+  if (key === "cost_usd" && !llm && !v) return null;
   if (key === "timestamp") return `${dateTime(v)}  (${v})`;
   if (key === "latency_ms") return ms(v);
   if (key === "cost_usd") return money(v);

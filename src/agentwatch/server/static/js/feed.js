@@ -3,7 +3,7 @@
 
 import { STREAM_URL } from "./api.js";
 import { $, h, replace } from "./dom.js";
-import { agentColor, clock, compact, money, ms } from "./format.js";
+import { agentColor, clock, money, ms, tokens } from "./format.js";
 
 // Rows kept in the DOM (and events kept in memory for the detail view).
 export const FEED_CAP = 100;
@@ -137,7 +137,7 @@ function row(ev, fresh) {
     h(
       "span",
       { class: "f-tokens", title: "input / output tokens" },
-      isLlm ? `${compact(ev.input_tokens ?? 0)} / ${compact(ev.output_tokens ?? 0)}` : "",
+      isLlm ? `${tokens(ev.input_tokens)} / ${tokens(ev.output_tokens)}` : "",
     ),
     h("span", { class: "f-cost" }, isLlm || ev.cost_usd ? money(ev.cost_usd ?? 0) : ""),
     h("span", { class: "f-latency" }, ms(ev.latency_ms)),

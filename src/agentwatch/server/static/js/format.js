@@ -12,6 +12,19 @@ export function compact(n) {
   return Math.abs(n) < 10000 ? intFmt.format(Math.round(n)) : compactFmt.format(n);
 }
 
+/** Token counts for tight columns: 950, 3.4K, 1.2M. */
+export function tokens(n) {
+  const v = Number(n) || 0;
+  return v < 1000 ? String(Math.round(v)) : compactFmt.format(v);
+}
+
+/** Axis ticks: "$0.035", "$2.5", "$1,200" (never two equal labels). */
+export function moneyTick(n) {
+  if (!n) return "$0";
+  if (Math.abs(n) >= 1000) return "$" + intFmt.format(Math.round(n));
+  return "$" + Number(n.toPrecision(3));
+}
+
 export function money(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";
   if (n === 0) return "$0.00";

@@ -158,7 +158,14 @@ async function checkEmpty() {
   return !(data.events && data.events.length);
 }
 
+// The empty state's snippets name this server's real address.
+function fillOrigin() {
+  const base = new URL(".", window.location.href).href.replace(/\/$/, "");
+  for (const el of $$("#empty .origin")) el.textContent = base;
+}
+
 function showEmpty(empty) {
+  if (empty) fillOrigin();
   isEmpty = empty;
   $("#empty").hidden = !empty;
   for (const el of $$(".when-data")) el.hidden = empty;
