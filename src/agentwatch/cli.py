@@ -154,6 +154,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    try:
+        n = store.rebuild_rollups()
+    finally:
+        store.close()
+    print(f"rebuilt rollups from {n} events")
+    return 0
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 

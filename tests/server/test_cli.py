@@ -115,3 +115,14 @@ def test_prune_deletes_old_events(server: ServerProcess) -> None:
     assert r.returncode == 0 and "deleted 30 events" in r.stdout
     server.start()
     assert httpx.get(server.url + "/api/health").json()["events"] == 5
+
+
+def test_rebuild_rollups_command(server: ServerProcess) -> None:
+    assert post(server.url, [ev() for _ in range(40)]).status_code == 200
+    before = httpx.get(server.url + "/api/metrics/summary", params={"period": "1h"}).json()
+    server.stop()
+    r = run("rebuild-rollups", "--db", server.db)
+    assert r.returncode == 0 and "from 40 events" in r.stdout
+    server.start()
+    after = httpx.get(server.url + "/api/metrics/summary", params={"period": "1h"}).json()
+    assert after == before and after["total_requests"] == 40

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,20 @@ def make(rng: random.Random, n: int) -> list[Event]:
     out = []
     for i in range(n):
         ts = T0 + rng.randrange(0, 50 * HOUR)
-        out.append(Event(
-            id=f"e{i}", task_name=rng.choice("xy"), agent_name=rng.choice(["a", "b", "c"]),
-            model=rng.choice(["gpt-4o", "m2"]), input_tokens=rng.randint(0, 900),
-            output_tokens=rng.randint(0, 90), latency_ms=rng.lognormvariate(6, 0.7),
-            status="error" if rng.random() < 0.2 else "success",
-            kind="task" if rng.random() < 0.1 else "llm",
-            timestamp=f"{ts / 1e6}",
-        ))
+        out.append(
+            Event(
+                id=f"e{i}",
+                task_name=rng.choice("xy"),
+                agent_name=rng.choice(["a", "b", "c"]),
+                model=rng.choice(["gpt-4o", "m2"]),
+                input_tokens=rng.randint(0, 900),
+                output_tokens=rng.randint(0, 90),
+                latency_ms=rng.lognormvariate(6, 0.7),
+                status="error" if rng.random() < 0.2 else "success",
+                kind="task" if rng.random() < 0.1 else "llm",
+                timestamp=f"{ts / 1e6}",
+            )
+        )
     return out
 
 
@@ -105,7 +112,7 @@ def test_cover_pieces_tile_the_range() -> None:
         hi = lo + rng.randrange(1, 10**11)
         pieces = cover(lo, hi)
         assert pieces[0].lo == lo and pieces[-1].hi == hi
-        for a, b in zip(pieces, pieces[1:], strict=False):
+        for a, b in pairwise(pieces):
             assert a.hi == b.lo
         for p in pieces:
             if p.unit:
