@@ -191,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(prune, ("db",))
     prune.add_argument("--before", required=True, help="ISO date or datetime (naive means UTC)")
     prune.set_defaults(func=cmd_prune)
+    rebuild = sub.add_parser(
+        "rebuild-rollups",
+        help="Recompute the metrics pre-aggregates from the raw events",
+        description="Recompute the metrics pre-aggregates from the raw events. "
+        "Stop the server first: events ingested meanwhile could be counted twice.",
+    )
+    _add_settings(rebuild, ("db",))
+    rebuild.set_defaults(func=cmd_rebuild)
     sub.add_parser(
         "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
     )
