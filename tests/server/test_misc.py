@@ -23,7 +23,14 @@ def test_health(server: ServerProcess) -> None:
 
 
 def test_openapi_docs(server: ServerProcess) -> None:
-    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    page = httpx.get(server.url + "/docs").text
+    assert "swagger" in page.lower()
+    # Every asset the page loads is served by us: the API page works offline.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+    assert assets
+    for a in assets:
+        assert a.startswith("/"), a
+        assert httpx.get(server.url + a).status_code == 200, a
     spec = httpx.get(server.url + "/openapi.json").json()
     for path in (
         "/api/events",

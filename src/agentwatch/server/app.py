@@ -12,7 +12,9 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from agentwatch._version import __version__
@@ -64,7 +66,22 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         version=__version__,
         description="Self-hosted observability for AI agents. See docs/http-api.md.",
         lifespan=lifespan,
+        # FastAPI's own /docs page loads Swagger UI from a CDN; ours serves the
+        # vendored copy so the API page works with no internet.
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="AgentWatch API",
+            swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/favicon.svg",
+        )
+
     app.state.aw = st
     app.add_middleware(
         CORSMiddleware,
