@@ -896,7 +896,10 @@ def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # `agentwatch demo ...` and `python demo.py ...` both name themselves correctly.
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "demo.py"
+    prog = "agentwatch demo" if invoked.startswith("agentwatch") else "demo.py"
+    args = build_parser(prog).parse_args(argv)
     if args.speed <= 0:
         print("demo: --speed must be > 0", file=sys.stderr)
         return 2
