@@ -1,0 +1,49 @@
+# Every target works from a fresh clone: it makes .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install dev serve test test-fast bench bench-smoke lint format demo screenshots clean
+
+$(BIN)/agentwatch: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/agentwatch
+
+serve: install
+	$(BIN)/agentwatch serve
+
+demo: install
+	$(BIN)/python demo.py --backfill
+
+# The whole suite, browser and PostgreSQL tests included.
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser"
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+bench-smoke: install
+	$(BIN)/python benchmarks/run_all.py --smoke
+
+# Regenerate docs/images/dashboard-*.png from the browser tests.
+screenshots: install
+	AGENTWATCH_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser -k tablet
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks demo.py
+	$(BIN)/ruff format --check src tests benchmarks demo.py
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests benchmarks demo.py
+	$(BIN)/ruff check --fix src tests benchmarks demo.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
