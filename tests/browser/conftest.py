@@ -1,4 +1,4 @@
-"""Browser fixtures: one Chromium per session, a fresh context per test.
+"""Browser fixtures: one Chromium per test module, a fresh context per test.
 
 Every page is watched: uncaught exceptions, console errors and any request to
 a host other than the local server fail the test at teardown.
@@ -27,7 +27,10 @@ DESKTOP = {"width": 1440, "height": 900}
 TABLET = {"width": 768, "height": 1024}
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: a live sync_playwright() keeps an asyncio loop
+# marked as running on the main thread, which breaks asyncio.run() in any
+# test that runs after it.
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
