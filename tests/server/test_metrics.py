@@ -12,7 +12,7 @@ from itertools import pairwise
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import BACKENDS, ServerProcess, backend_db
 from tests.server.test_ingest import post
 
 NOW = datetime.now(UTC)
@@ -90,13 +90,23 @@ def in_period(e: dict, period: str, kind: str | None = "llm") -> bool:
     return ts >= NOW - PERIODS[period] and (kind is None or e.get("kind", "llm") == kind)
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(tmp_path_factory.mktemp("metrics") / "m.db").start()
-    for i in range(0, len(DATA), 500):
-        assert post(s.url, DATA[i : i + 500]).status_code == 200
-    yield s
-    s.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def srv(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    # The data set is made relative to now when the server is loaded, not at
+    # import: a long test session would otherwise push its events across the
+    # edges of the periods (the server's "now" moves on; NOW would not).
+    global NOW, DATA
+    NOW = datetime.now(UTC)
+    DATA = make_dataset()
+    tmp = tmp_path_factory.mktemp("metrics")
+    with backend_db(request.param, tmp) as db:
+        s = ServerProcess(db, log_dir=tmp).start()
+        for i in range(0, len(DATA), 500):
+            assert post(s.url, DATA[i : i + 500]).status_code == 200
+        yield s
+        s.stop()
 
 
 def get(url: str, path: str, **params: object) -> httpx.Response:
