@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
@@ -36,9 +37,16 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     """Build the app around an open (migrated) store. The caller closes the store."""
     broadcaster = Broadcaster(settings.sse_buffer)
 
+    tailing = False  # PostgreSQL: the stream comes from the table (store/pgtail.py)
+
     def on_commit(rows: list[tuple[Any, ...]]) -> None:
         # Runs on the writer thread. Serialise only when someone is listening.
-        if not broadcaster.active or not rows:
+        if tailing or not broadcaster.active or not rows:
+            return
+        publish(rows)
+
+    def publish(rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
             return
         msgs = ["data: " + orjson.dumps(row_to_api(r)).decode() + "\n\n" for r in rows]
         loop = st.loop
@@ -52,12 +60,17 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal tailing
         st.loop = asyncio.get_running_loop()
+        # With a shared database every server streams what any of them
+        # committed, read back in commit order; with SQLite, its own commits.
+        tailing = await asyncio.to_thread(store.start_tail, publish, lambda: broadcaster.active)
         writer.start()
         try:
             yield
         finally:
             broadcaster.close_all()
+            await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
             await asyncio.to_thread(writer.stop)
 
@@ -83,6 +96,23 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         )
 
     app.state.aw = st
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def storage_down(request: Request, exc: Exception) -> JSONResponse:
+        # The database is unreachable or restarting: a query gets the same
+        # retryable answer as a failed ingest commit, not a 500. Connections
+        # are re-checked on the next checkout (pool_pre_ping), so this clears
+        # by itself when the database is back.
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        log.warning("storage unavailable: %s", first)
+        return JSONResponse(
+            {"detail": f"storage unavailable: {first}"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_list,

@@ -236,9 +236,13 @@ class Writer:
         try:
             result = self.store.insert_events(rows)
         except Exception as e:  # the store is down or broken: tell every waiter
-            log.error("commit of %d events failed: %s", len(rows), e)
+            # The driver's own first line: SQLAlchemy's text would add the
+            # statement and, on PostgreSQL, the whole batch as parameters.
+            orig = getattr(e, "orig", None) or e
+            msg = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            log.error("commit of %d events failed: %s", len(rows), msg)
             for j in jobs:
-                _resolve(j, exc=StorageUnavailable(f"storage unavailable: {e}"))
+                _resolve(j, exc=StorageUnavailable(f"storage unavailable: {msg}"))
             return
         self.commits += 1
         self.committed_events += result.inserted

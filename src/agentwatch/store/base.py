@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,5 +84,16 @@ class Store(Protocol):
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int: ...
 
     def start_maintenance(self) -> None: ...
+
+    def start_tail(
+        self,
+        on_rows: Callable[[list[tuple[Any, ...]]], None],
+        wanted: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Stream every event committed by any server sharing the store to
+        `on_rows`, in commit order; False if only this server writes."""
+        ...
+
+    def stop_tail(self) -> None: ...
 
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, String, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -35,7 +35,16 @@ def make_engine(db: str) -> tuple[Engine, str]:
     url = make_url(db)
     if url.get_backend_name() == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-        engine = create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+        engine = create_engine(
+            url,
+            pool_size=8,
+            max_overflow=4,
+            # A connection broken by a database restart is noticed on checkout
+            # and replaced, so the server recovers by itself when it returns.
+            pool_pre_ping=True,
+            # An unreachable host fails the request (503) in seconds, not minutes.
+            connect_args={"connect_timeout": 5},
+        )
         return engine, "postgresql"
     raise StoreConfigError(f"unsupported database URL scheme {url.drivername!r}")
 
@@ -91,6 +100,52 @@ def _sqlite_engine(db: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+# One key for every AgentWatch server on a database: writers take it for the
+# length of their transaction (see begin_write).
+_WRITE_LOCK_KEY = 727275
+
+
+def begin_write(conn: Connection) -> None:
+    """First statement of every write transaction: one writer at a time.
+
+    SQLite already did this with BEGIN IMMEDIATE (the "begin" hook above). On
+    PostgreSQL a transaction-level advisory lock serializes the writers of
+    every server sharing the database. That buys three things: `seq` values
+    are assigned and committed in the same order, so a server can tail the
+    table by `seq > last_seen` and never miss a row that commits late (the
+    live stream across servers, store/pgtail.py); two servers inserting the
+    same ids or rollup keys in different orders cannot deadlock; and rollup
+    read-merge-writes never race. Group commit keeps the cost low: while one
+    server holds the lock, the others' batches grow.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
+
+
+def pg_insert_returning_sql() -> str:
+    """PostgreSQL bulk insert: the batch travels as one array per column and
+    is unnested server-side in one statement, one round trip. RETURNING gives
+    the rows that were new (a retried id is skipped by ON CONFLICT), so the
+    writer knows exactly what to count in the rollups and to announce."""
+    pg = postgresql.dialect()
+
+    def sql_type(col: str) -> str:
+        t = events.c[col].type
+        # text[], not varchar(n)[]: a cast to varchar(n) would silently truncate,
+        # whereas the column's own limit raises.
+        return "TEXT" if isinstance(t, String) else str(t.compile(dialect=pg))
+
+    casts = ", ".join(f"%s::{sql_type(c)}[]" for c in INSERT_COLUMNS)
+    return (
+        f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) SELECT * FROM unnest({casts}) "
+        "ON CONFLICT (id) DO NOTHING RETURNING seq, id"
+    )
+
+
+# The channel every server LISTENs on; the payload is the highest seq committed.
+NOTIFY_CHANNEL = "agentwatch_events"
 
 
 def insert_ignore_sql(engine: Engine) -> str:

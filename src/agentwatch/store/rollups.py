@@ -1,20 +1,21 @@
 """Pre-aggregated rollups: what keeps the metrics queries fast at any data size.
 
-Every committed event is also added, in the same transaction, to two rollup
-rows: its minute and its hour, keyed by (kind, agent, task, model). A rollup
+Every committed event is also added, in the same transaction, to three rollup
+rows: its minute, its hour and its day, keyed by (kind, agent, task, model). A rollup
 row holds counts and sums and a sparse latency histogram over the log-scale
 bins of store/sketch.py, so percentiles merge by adding counts.
 
-A query over [start, end] is cut into pieces: whole hours from hour rows, the
-leftover whole minutes at each end from minute rows, and the leftover seconds
-from the raw events. Results are exact for counts and sums; percentiles keep
-the sketch's error bound. The raw events stay the source of truth: the rollups
-can be rebuilt from them at any time (`agentwatch rebuild-rollups`).
+A query over [start, end] is cut into pieces: whole days from day rows, the
+leftover whole hours, then minutes, at each end from hour and minute rows,
+and the leftover seconds from the raw events. Results are exact for counts
+and sums; percentiles keep the sketch's error bound. The raw events stay the
+source of truth: the rollups can be rebuilt from them at any time
+(`agentwatch rebuild-rollups`).
 """
 
 from __future__ import annotations
 
-from array import array
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,11 @@ from agentwatch.store.tables import INSERT_COLUMNS
 
 MINUTE_US = 60_000_000
 HOUR_US = 3_600_000_000
-# Largest first: a piece is covered by the coarsest unit that fits it.
-UNITS_US: tuple[int, ...] = (HOUR_US, MINUTE_US)
+DAY_US = 86_400_000_000
+# Largest first: a piece is covered by the coarsest unit that fits it. Days
+# keep a 30-day query to ~30 rows per series; minutes serve 1-hour windows and
+# the ragged ends of longer ones.
+UNITS_US: tuple[int, ...] = (DAY_US, HOUR_US, MINUTE_US)
 
 _I = {name: INSERT_COLUMNS.index(name) for name in INSERT_COLUMNS}
 _TS, _KIND, _AGENT, _TASK, _MODEL = (
@@ -46,45 +50,54 @@ _IN, _OUT, _CR, _CW, _RT = (
 
 
 # -- histogram codec ----------------------------------------------------------
+# A histogram is stored as packed little-endian records of (uint16 bin,
+# uint32 count), bins ascending: 6 bytes per occupied bin. Records (rather
+# than all bins then all counts) let a query decode thousands of rows with one
+# numpy call on their concatenation.
+_PAIR = struct.Struct("<HI")
+_REC = np.dtype([("b", "<u2"), ("c", "<u4")])
+
+
 def encode_hist(h: dict[int, int]) -> bytes:
-    """Sparse histogram as bytes: uint16 bins then uint32 counts, bins ascending."""
-    bins = sorted(h)
-    return array("H", bins).tobytes() + array("I", [h[b] for b in bins]).tobytes()
+    pack = _PAIR.pack
+    return b"".join([pack(b, h[b]) for b in sorted(h)])
 
 
 def decode_hist(blob: bytes | None) -> dict[int, int]:
     if not blob:
         return {}
-    n = len(blob) // 6
-    bins = array("H")
-    bins.frombytes(blob[: 2 * n])
-    counts = array("I")
-    counts.frombytes(blob[2 * n :])
-    return dict(zip(bins, counts, strict=True))
+    return dict(_PAIR.iter_unpack(blob))
 
 
 def merge_hist(a: bytes | None, b: bytes | None) -> bytes:
     """Sum of two encoded histograms (registered in SQLite as aw_merge_hist)."""
     h = decode_hist(a)
-    for k, v in decode_hist(b).items():
+    for k, v in _PAIR.iter_unpack(b or b""):
         h[k] = h.get(k, 0) + v
     return encode_hist(h)
 
 
-def hist_arrays(blobs: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode many histograms at once into (bins, counts) arrays."""
-    bins: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    for blob in blobs:
-        if not blob:
-            continue
-        n = len(blob) // 6
-        bins.append(np.frombuffer(blob, dtype=np.uint16, count=n))
-        counts.append(np.frombuffer(blob, dtype=np.uint32, offset=2 * n, count=n))
-    if not bins:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    return np.concatenate(bins).astype(np.int64), np.concatenate(counts).astype(np.int64)
+def grouped_hists(
+    groups: Sequence[Any], blobs: Sequence[bytes]
+) -> dict[Any, tuple[np.ndarray, np.ndarray]]:
+    """Decode many rows' histograms at once: group -> (bins, counts) arrays."""
+    if not blobs:
+        return {}
+    lens = np.fromiter((len(x) // 6 for x in blobs), dtype=np.int64, count=len(blobs))
+    rec = np.frombuffer(b"".join(blobs), dtype=_REC)
+    ids: dict[Any, int] = {}
+    gid = np.fromiter(
+        (ids.setdefault(g, len(ids)) for g in groups), dtype=np.int64, count=len(groups)
+    )
+    rowg = np.repeat(gid, lens)
+    order = np.argsort(rowg, kind="stable")
+    bins = rec["b"][order].astype(np.int64)
+    counts = rec["c"][order].astype(np.int64)
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(rowg, minlength=len(ids)))))
+    return {
+        g: (bins[bounds[i] : bounds[i + 1]], counts[bounds[i] : bounds[i + 1]])
+        for g, i in ids.items()
+    }
 
 
 # -- ingest side --------------------------------------------------------------
@@ -109,34 +122,49 @@ Key = tuple[int, int, str, str, str, str]
 def deltas(rows: Iterable[tuple[Any, ...]]) -> dict[Key, Delta]:
     """Aggregate ingest rows (INSERT_COLUMNS order) into per-rollup-row deltas.
 
-    This runs on the ingest path for every event, so it is one flat loop.
+    This runs on the ingest path for every event: rows are folded into minute
+    deltas in one flat loop, and the hour deltas are then made from the far
+    fewer minute deltas.
     """
-    out: dict[Key, Delta] = {}
-    get = out.get
+    minutes: dict[Key, Delta] = {}
+    get = minutes.get
     for r in rows:
         ts = r[_TS]
-        dims = (r[_KIND], r[_AGENT], r[_TASK], r[_MODEL])
-        err = r[_STATUS] == "error"
+        key = (MINUTE_US, ts - ts % MINUTE_US, r[_KIND], r[_AGENT], r[_TASK], r[_MODEL])
+        d = get(key)
+        if d is None:
+            d = minutes[key] = Delta()
+        d.n += 1
+        if r[_STATUS] == "error":
+            d.errors += 1
+        d.cost += r[_COST]
+        d.latency_sum += r[_LAT]
+        d.input_tokens += r[_IN]
+        d.output_tokens += r[_OUT]
+        if r[_CR]:
+            d.cache_read_tokens += r[_CR]
+        if r[_CW]:
+            d.cache_write_tokens += r[_CW]
+        if r[_RT]:
+            d.reasoning_tokens += r[_RT]
+        h = d.hist
         lb = r[_BIN]
-        for key in ((MINUTE_US, ts - ts % MINUTE_US, *dims), (HOUR_US, ts - ts % HOUR_US, *dims)):
-            d = get(key)
+        h[lb] = h.get(lb, 0) + 1
+    out = dict(minutes)
+    finer = minutes
+    for unit in reversed(UNITS_US[:-1]):  # hours from minutes, then days from hours
+        coarser: dict[Key, Delta] = {}
+        for (_, bucket, *dims), m in finer.items():
+            key2: Key = (unit, bucket - bucket % unit, *dims)  # type: ignore[assignment]
+            d = coarser.get(key2)
             if d is None:
-                d = out[key] = Delta()
-            d.n += 1
-            if err:
-                d.errors += 1
-            d.cost += r[_COST]
-            d.latency_sum += r[_LAT]
-            d.input_tokens += r[_IN]
-            d.output_tokens += r[_OUT]
-            if r[_CR]:
-                d.cache_read_tokens += r[_CR]
-            if r[_CW]:
-                d.cache_write_tokens += r[_CW]
-            if r[_RT]:
-                d.reasoning_tokens += r[_RT]
-            h = d.hist
-            h[lb] = h.get(lb, 0) + 1
+                d = coarser[key2] = Delta()
+            for c in _SUM_COLS:
+                setattr(d, c, getattr(d, c) + getattr(m, c))
+            for b, n in m.hist.items():
+                d.hist[b] = d.hist.get(b, 0) + n
+        out.update(coarser)
+        finer = coarser
     return out
 
 
@@ -205,57 +233,75 @@ def apply_deltas(conn: Any, ds: dict[Key, Delta]) -> None:
             [(*k, *(getattr(d, c) for c in _SUM_COLS), encode_hist(d.hist)) for k, d in ds.items()],
         )
         return
-    _apply_locked(conn, ds)
+    _apply_pg(conn, ds)
 
 
-def _apply_locked(conn: Any, ds: dict[Key, Delta]) -> None:
-    """Portable path: read each existing row under a row lock, merge, write."""
-    from sqlalchemy import and_, bindparam, insert, select, update
+# PostgreSQL branch. Each step is one statement over the whole batch, the
+# deltas travelling as one array per column:
+#   1. insert every key that is new, with its delta as the starting value
+#      (ON CONFLICT DO NOTHING; RETURNING says which keys that was);
+#   2. lock the rows of the other keys (SELECT ... FOR UPDATE) and read their
+#      histograms;
+#   3. add the sums and write back the histograms merged here.
+# Keys go in sorted order, so two transactions touching the same keys lock them
+# in the same order. The writer lock (dialect.begin_write) already serializes
+# AgentWatch writers; the steps stay correct without it: a concurrent insert of
+# the same new key waits in step 1 for the other to commit, then conflicts and
+# is merged in step 3 under the row lock.
+_PG_KEY_TYPES = ("int8", "int8", "text", "text", "text", "text")
+_PG_SUM_TYPES = ("int8", "int8", "float8", "float8", "int8", "int8", "int8", "int8", "int8")
+_PG_KEYS = ", ".join(_KEY_COLS)
+_PG_ARGS = ", ".join(f"%s::{t}[]" for t in (*_PG_KEY_TYPES, *_PG_SUM_TYPES, "bytea"))
+_PG_INSERT = (
+    f"INSERT INTO rollups ({_PG_KEYS}, {', '.join(_SUM_COLS)}, hist) "
+    f"SELECT * FROM unnest({_PG_ARGS}) ON CONFLICT ({_PG_KEYS}) DO NOTHING RETURNING {_PG_KEYS}"
+)
+_PG_KEY_ARGS = ", ".join(f"%s::{t}[]" for t in _PG_KEY_TYPES)
+_PG_KEY_MATCH = " AND ".join(f"r.{k} = d.{k}" for k in _KEY_COLS)
+_PG_LOCK = (
+    f"SELECT {', '.join('r.' + k for k in _KEY_COLS)}, r.hist FROM rollups r "
+    f"JOIN unnest({_PG_KEY_ARGS}) AS d({_PG_KEYS}) ON {_PG_KEY_MATCH} "
+    f"ORDER BY {', '.join('r.' + k for k in _KEY_COLS)} FOR UPDATE OF r"
+)
+_PG_UPDATE = (
+    "UPDATE rollups r SET "
+    + ", ".join(f"{c} = r.{c} + d.{c}" for c in _SUM_COLS)
+    + f", hist = d.hist FROM unnest({_PG_ARGS}) AS d({_PG_KEYS}, {', '.join(_SUM_COLS)}, hist) "
+    + f"WHERE {_PG_KEY_MATCH}"
+)
 
-    from agentwatch.store.tables import rollups as r
 
-    key_match = and_(*[r.c[c] == bindparam(f"k_{c}") for c in _KEY_COLS])
-    lookup = select(r.c.hist).where(key_match).with_for_update()
-    updates: list[dict[str, Any]] = []
-    inserts: list[dict[str, Any]] = []
-    for k, d in ds.items():
-        keyp = {f"k_{c}": v for c, v in zip(_KEY_COLS, k, strict=True)}
-        old = conn.execute(lookup, keyp).scalar()
-        vals = {c: getattr(d, c) for c in _SUM_COLS}
-        if old is None:
-            inserts.append(
-                {**dict(zip(_KEY_COLS, k, strict=True)), **vals, "hist": encode_hist(d.hist)}
-            )
-        else:
-            updates.append(
-                {
-                    **keyp,
-                    **{f"d_{c}": v for c, v in vals.items()},
-                    "d_hist": merge_hist(old, encode_hist(d.hist)),
-                }
-            )
-    if updates:
-        stmt = (
-            update(r)
-            .where(key_match)
-            .values(
-                {
-                    **{c: r.c[c] + bindparam(f"d_{c}") for c in _SUM_COLS},
-                    "hist": bindparam("d_hist"),
-                }
-            )
+def _columns(items: list[tuple[Key, Delta]], hists: list[bytes]) -> tuple[list[Any], ...]:
+    keys = [k for k, _ in items]
+    cols: list[list[Any]] = [list(x) for x in zip(*keys, strict=True)]
+    cols += [[getattr(d, c) for _, d in items] for c in _SUM_COLS]
+    cols.append(hists)
+    return tuple(cols)
+
+
+def _apply_pg(conn: Any, ds: dict[Key, Delta]) -> None:
+    items = sorted(ds.items(), key=lambda kv: kv[0])
+    created = {
+        tuple(x)
+        for x in conn.exec_driver_sql(
+            _PG_INSERT, _columns(items, [encode_hist(d.hist) for _, d in items])
         )
-        conn.execute(stmt, updates)
-    if inserts:
-        conn.execute(insert(r), inserts)
+    }
+    rest = [(k, d) for k, d in items if k not in created]
+    if not rest:
+        return
+    keys = tuple(list(x) for x in zip(*(k for k, _ in rest), strict=True))
+    old = {tuple(x[:6]): x[6] for x in conn.exec_driver_sql(_PG_LOCK, keys)}
+    merged = [merge_hist(old.get(k), encode_hist(d.hist)) for k, d in rest]
+    conn.exec_driver_sql(_PG_UPDATE, _columns(rest, merged))
 
 
 def rebuild(conn: Any, lo: int | None = None, hi: int | None = None, chunk: int = 50_000) -> int:
-    """Recompute the rollups of [lo, hi) (widened to whole hours) from raw
+    """Recompute the rollups of [lo, hi) (widened to whole days) from raw
     events, inside the caller's write transaction. Returns events read.
 
     Run it while nothing ingests into the range: the CLI command wants the
-    server stopped; prune rebuilds only the hour it cut through, in the past.
+    server stopped; prune rebuilds only the day it cut through, in the past.
     """
     from sqlalchemy import delete, select
 
@@ -263,8 +309,9 @@ def rebuild(conn: Any, lo: int | None = None, hi: int | None = None, chunk: int 
     from agentwatch.store.tables import events as e
     from agentwatch.store.tables import rollups as r
 
-    lo_h = None if lo is None else lo // HOUR_US * HOUR_US
-    hi_h = None if hi is None else -(-hi // HOUR_US) * HOUR_US
+    big = UNITS_US[0]
+    lo_h = None if lo is None else lo // big * big
+    hi_h = None if hi is None else -(-hi // big) * big
     r_conds, e_conds = [], []
     if lo_h is not None:
         r_conds.append(r.c.bucket >= lo_h)

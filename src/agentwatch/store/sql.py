@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import ColumnElement, case, delete, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Connection, case, delete, func, literal_column, select, tuple_
 
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
 from agentwatch.store.dialect import (
+    NOTIFY_CHANNEL,
     SqliteCheckpointer,
+    begin_write,
     insert_ignore_sql,
     make_engine,
     migration_lock,
+    pg_insert_returning_sql,
 )
 from agentwatch.store.migrations import upgrade
-from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, hist_arrays, rebuild
+from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, grouped_hists, rebuild
 from agentwatch.store.sketch import percentiles_np
-from agentwatch.store.tables import events
+from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
 
 c = events.c
@@ -68,7 +73,9 @@ class SqlStore:
     def __init__(self, db: str) -> None:
         self.engine, self.backend = make_engine(db)
         self._insert_sql = insert_ignore_sql(self.engine)
+        self._pg_insert_sql = pg_insert_returning_sql() if self.backend == "postgresql" else ""
         self._checkpointer: SqliteCheckpointer | None = None
+        self._tail: Any = None
 
     def start_maintenance(self) -> None:
         """Background upkeep while serving (SQLite: WAL checkpoints)."""
@@ -81,7 +88,31 @@ class SqlStore:
         with self.engine.connect() as conn, migration_lock(conn):
             return upgrade(conn)
 
+    def start_tail(
+        self,
+        on_rows: Callable[[list[tuple[Any, ...]]], None],
+        wanted: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Feed `on_rows` (on a thread) with every event committed by any server
+        sharing the database, in commit order; `wanted()` False means nobody
+        listens and rows may be skipped. Returns False when the backend has no
+        other writers (SQLite: the server publishes its own commits instead)."""
+        if self.backend != "postgresql":
+            return False
+        if self._tail is None:
+            from agentwatch.store.pgtail import PgTail
+
+            self._tail = PgTail(self.engine, on_rows, wanted)
+            self._tail.start()
+        return True
+
+    def stop_tail(self) -> None:
+        if self._tail is not None:
+            self._tail.stop()
+            self._tail = None
+
     def close(self) -> None:
+        self.stop_tail()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -95,7 +126,9 @@ class SqlStore:
         skipping ids already stored."""
         if not rows:
             return InsertResult(0, None)
-        with self._writer_conn() as conn, conn.begin():
+        if self.backend == "postgresql":
+            return self._insert_pg(rows)
+        with self._write() as conn:
             before = conn.execute(select(func.max(c.seq))).scalar() or 0
             res = conn.exec_driver_sql(self._insert_sql, rows)
             inserted = max(int(res.rowcount), 0)
@@ -103,10 +136,29 @@ class SqlStore:
                 apply_deltas(conn, deltas(rows))
                 return InsertResult(inserted, None)
             # Some ids were already stored (a retried batch): only the new rows
-            # count in the rollups and reach the live stream.
+            # count in the rollups and reach the live stream. (SQLite has one
+            # writer, so the rows after `before` are exactly ours.)
             new_ids = {i for (i,) in conn.execute(select(c.id).where(c.seq > before))}
             apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
             return InsertResult(inserted, new_ids)
+
+    def _insert_pg(self, rows: list[tuple[Any, ...]]) -> InsertResult:
+        # PostgreSQL branch: one statement whose RETURNING names the new rows,
+        # then a NOTIFY that is delivered to every server at commit.
+        cols = [list(col) for col in zip(*rows, strict=True)]
+        with self._write() as conn:
+            got = conn.exec_driver_sql(self._pg_insert_sql, tuple(cols)).all()
+            if not got:
+                return InsertResult(0, set())
+            if len(got) == len(rows):
+                apply_deltas(conn, deltas(rows))
+                new_ids = None
+            else:
+                new_ids = {i for _, i in got}
+                apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
+            top = max(s for s, _ in got)
+            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(top)))
+            return InsertResult(len(got), new_ids)
 
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int:
         """Delete events older than ts_us, and their pre-aggregates, in chunks
@@ -115,21 +167,21 @@ class SqlStore:
         total = 0
         while True:
             victims = select(c.seq).where(c.ts < ts_us).order_by(c.ts).limit(chunk)
-            with self._writer_conn() as conn, conn.begin():
+            with self._write() as conn:
                 n = conn.execute(delete(events).where(c.seq.in_(victims))).rowcount
             total += max(int(n), 0)
             if n < chunk:
                 break
         while True:
             old = select(r.c.width, r.c.bucket).where(r.c.bucket + r.c.width <= ts_us).limit(chunk)
-            with self._writer_conn() as conn, conn.begin():
+            with self._write() as conn:
                 keys = conn.execute(old).all()
                 if keys:
                     conn.execute(delete(r).where(tuple_(r.c.width, r.c.bucket).in_(keys)))
             if len(keys) < chunk:
                 break
-        if ts_us % UNITS_US[0]:  # the hour the cut runs through: recount what is left
-            with self._writer_conn() as conn, conn.begin():
+        if ts_us % UNITS_US[0]:  # the day the cut runs through: recount what is left
+            with self._write() as conn:
                 rebuild(conn, ts_us, ts_us + 1)
         return total
 
@@ -164,12 +216,26 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [row_to_event(r) for r in conn.execute(q)]
 
+    def iter_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every stored event as ingest rows (INSERT_COLUMNS order), in insertion
+        order, `chunk` at a time (keyset on seq; for copying a store)."""
+        cols = [c[n] for n in INSERT_COLUMNS]
+        last = -1
+        while True:
+            q = select(c.seq, *cols).where(c.seq > last).order_by(c.seq).limit(chunk)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [tuple(r[1:]) for r in rows]
+
     def count_events(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(events)).scalar() or 0)
 
     def first_timestamp_us(self, f: Filters) -> int | None:
-        """Start of the first hour holding an LLM call (the 'all' period's start)."""
+        """Start of the first day holding an LLM call (the 'all' period's start)."""
         conds = [r.c.width == UNITS_US[0], r.c.kind == "llm"]
         conds += [r.c[n] == v for n in DIMENSIONS if (v := getattr(f, n)) is not None]
         q = select(func.min(r.c.bucket)).where(*conds)
@@ -255,11 +321,10 @@ class SqlStore:
             if not want_hist:
                 continue
             if p.unit:
-                blobs: dict[Any, list[bytes]] = {}
-                for g, h in conn.execute(select(gexpr, t.c.hist).where(*conds)):
-                    blobs.setdefault(g, []).append(h)
-                for g, hs in blobs.items():
-                    acc(g).add_hist(*hist_arrays(hs))
+                rows = conn.execute(select(gexpr, t.c.hist).where(*conds)).all()
+                hists = grouped_hists([x[0] for x in rows], [x[1] for x in rows])
+                for g, (bins, counts) in hists.items():
+                    acc(g).add_hist(bins, counts)
             else:
                 q = select(gexpr, t.c.latency_bin, func.count()).where(*conds)
                 per: dict[Any, tuple[list[int], list[int]]] = {}
@@ -361,11 +426,16 @@ class SqlStore:
 
     def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
         """Recompute pre-aggregates from raw events; returns events read."""
-        with self._writer_conn() as conn, conn.begin():
+        with self._write() as conn:
             return rebuild(conn, lo_us, hi_us)
 
-    def _writer_conn(self) -> Any:
-        return self.engine.connect().execution_options(aw_writer=True)
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit, holding the backend's
+        writer lock from its first statement (dialect.begin_write)."""
+        with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
+            begin_write(conn)
+            yield conn
 
 
 class _Acc:
