@@ -1,4 +1,9 @@
-"""Shared fixtures: real servers on free ports, real SQLite files.
+"""Shared fixtures: real servers on free ports, real SQLite files, real PostgreSQL.
+
+The `server`, `server_factory` and `db_url` fixtures are parametrised over both
+backends: each test runs once on a fresh SQLite file and once on a fresh
+PostgreSQL database (created on 127.0.0.1:5432, or AGENTWATCH_TEST_PG, and
+dropped afterwards), marked `postgres`.
 
 AGENTWATCH_STRICT=1 makes the SDK re-raise its internal errors, so a bug in
 telemetry code fails a test instead of hiding behind the never-break guard.
@@ -15,7 +20,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import httpx
@@ -25,6 +33,9 @@ os.environ.setdefault("AGENTWATCH_STRICT", "1")
 
 REQUIRE_ALL = os.environ.get("AGENTWATCH_REQUIRE_ALL") == "1"
 CHROMIUM = "/usr/bin/chromium"
+# A maintenance database on the test PostgreSQL: fresh databases are made from here.
+PG_ADMIN = os.environ.get("AGENTWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def free_port() -> int:
@@ -42,6 +53,49 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@cache
+def pg_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or None when it can."""
+    try:
+        import psycopg
+
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except Exception as e:  # not installed, not running, refused
+        return f"PostgreSQL at {PG_ADMIN} unavailable: {str(e).strip().splitlines()[0]}"
+    return None
+
+
+def pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (or module); dropped after."""
+    reason = pg_unavailable()
+    need(reason is None, reason or "")
+    name = f"aw_test_{uuid.uuid4().hex[:12]}"
+    pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def backend_db(backend: str, directory: Path) -> Iterator[str]:
+    """A store location for `backend`: a SQLite file in `directory`, or a fresh
+    PostgreSQL database URL."""
+    if backend == "postgresql":
+        with pg_database() as url:
+            yield url
+    else:
+        yield str(directory / "agentwatch.db")
+
+
 class ServerProcess:
     """`agentwatch serve` in a child process, on 127.0.0.1 and a free port."""
 
@@ -51,6 +105,7 @@ class ServerProcess:
         *extra_args: str,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.db = str(db)
         self.port = port or free_port()
@@ -58,7 +113,9 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(f"{self.db}.{self.port}.log") if "://" not in self.db else None
+        self.log_path: Path | None = Path(f"{self.db}.{self.port}.log")
+        if "://" in self.db:
+            self.log_path = (log_dir or Path(tempfile_dir())) / f"server.{self.port}.log"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         cmd = [
@@ -111,14 +168,48 @@ class ServerProcess:
         return self.start()
 
 
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+# Tests under these directories run on both backends; elsewhere (SDK, browser,
+# demo) the server is only a fixture and SQLite is enough.
+BOTH_BACKENDS_UNDER = ("server", "store", "pg")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        here = Path(str(metafunc.definition.path)).resolve().relative_to(Path(__file__).parent)
+        if here.parts[0] in BOTH_BACKENDS_UNDER:
+            metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
-    """Start extra servers; all are stopped at teardown."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" or "postgresql" (parametrised over both under tests/server,
+    tests/store and tests/pg)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh store for this test: a SQLite file, or a new PostgreSQL database."""
+    with backend_db(backend, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def server_factory(db_url: str, tmp_path: Path) -> Iterator[type[ServerProcess]]:
+    """Start extra servers (on this test's store unless given another); all
+    are stopped at teardown."""
     started: list[ServerProcess] = []
 
     class _Factory(ServerProcess):
         def __init__(self, db: str | Path | None = None, *args: str, **kw: object) -> None:
-            super().__init__(db or tmp_path / "agentwatch.db", *args, **kw)  # type: ignore[arg-type]
+            kw.setdefault("log_dir", tmp_path)
+            super().__init__(db or db_url, *args, **kw)  # type: ignore[arg-type]
             started.append(self)
 
     yield _Factory
@@ -128,7 +219,7 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 
 @pytest.fixture
 def server(server_factory: type[ServerProcess]) -> ServerProcess:
-    """A fresh `agentwatch serve` on its own SQLite file in tmp_path."""
+    """A fresh `agentwatch serve` on its own store (SQLite file or PostgreSQL database)."""
     return server_factory().start()
 
 

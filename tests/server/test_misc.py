@@ -15,11 +15,11 @@ from tests.server.test_ingest import ev, post
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_health(server: ServerProcess) -> None:
+def test_health(server: ServerProcess, backend: str) -> None:
     assert post(server.url, [ev(), ev()]).status_code == 200
     h = httpx.get(server.url + "/api/health").json()
     assert h["status"] == "ok" and h["version"] == __version__
-    assert h["backend"] == "sqlite" and h["events"] == 2
+    assert h["backend"] == backend and h["events"] == 2
 
 
 def test_openapi_docs(server: ServerProcess) -> None:
