@@ -1,4 +1,4 @@
-"""`agentwatch` command line: serve, demo, prune."""
+"""`agentwatch` command line: serve, demo, prune, rebuild-rollups, migrate-db."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import socket
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agentwatch._version import __version__
@@ -53,25 +54,28 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _open_store(db: str) -> Any:
-    from sqlalchemy.exc import SQLAlchemyError
+def _first_line(e: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy's text adds SQL and parameters)."""
+    orig = getattr(e, "orig", None) or e
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+def _open_store(db: str, migrate: bool = True) -> Any:
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from agentwatch.store import StoreConfigError, open_store
-    from agentwatch.store.dialect import is_url
 
-    shown = db
-    if is_url(db):
-        from sqlalchemy.engine import make_url
-
-        shown = make_url(db).render_as_string(hide_password=True)
     try:
-        return open_store(db)
+        shown = _shown_db(db)
+    except ArgumentError:
+        raise CliError("cannot parse the database URL (expected postgresql://...)") from None
+    try:
+        return open_store(db, migrate=migrate)
     except StoreConfigError as e:
         raise CliError(str(e)) from None
     except SQLAlchemyError as e:
-        orig = getattr(e, "orig", None) or e
-        msg = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-        raise CliError(f"cannot open database {shown}: {msg}") from None
+        raise CliError(f"cannot open database {shown}: {_first_line(e)}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -164,6 +168,53 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_db(args: argparse.Namespace) -> int:
+    """Copy every event of one store into another, oldest insertion first.
+
+    Rows go through the destination's normal ingest path (insert-or-skip on
+    id, rollups updated in the same transaction for the rows that were new),
+    so rerunning copies nothing twice and the pre-aggregates stay consistent.
+    """
+    from agentwatch.store.dialect import is_url
+
+    src_db, dst_db = args.src, args.dst
+    if not is_url(src_db) and not Path(src_db).expanduser().is_file():
+        raise CliError(f"--from {src_db}: no such SQLite file")
+    if _shown_db(src_db) == _shown_db(dst_db):
+        raise CliError("--from and --to are the same database")
+    src = _open_store(src_db, migrate=not is_url(src_db))
+    try:
+        dst = _open_store(dst_db)
+        try:
+            total = new = 0
+            for rows in src.iter_rows(args.chunk):
+                res = _store_call(dst_db, dst.insert_events, rows)
+                total += len(rows)
+                new += res.inserted
+                if not args.quiet:
+                    print(f"\r{total} events read, {new} copied", end="", flush=True)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    if not args.quiet:
+        print()
+    print(
+        f"copied {new} events from {_shown_db(src_db)} to {_shown_db(dst_db)} "
+        f"({total - new} already there)"
+    )
+    return 0
+
+
+def _store_call(db: str, fn: Any, *a: Any) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return fn(*a)
+    except SQLAlchemyError as e:
+        raise CliError(f"database {_shown_db(db)}: {_first_line(e)}") from None
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -199,6 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(rebuild, ("db",))
     rebuild.set_defaults(func=cmd_rebuild)
+    mig = sub.add_parser(
+        "migrate-db",
+        help="Copy a store into another (e.g. SQLite into PostgreSQL)",
+        description="Copy every event of a store (typically a SQLite file) into another "
+        "(typically postgresql://...), creating its schema if needed. Idempotent: events "
+        "already in the destination are skipped, so rerunning copies nothing twice. "
+        "The destination may be serving meanwhile.",
+    )
+    mig.add_argument("--from", dest="src", required=True, metavar="DB", help="source store")
+    mig.add_argument("--to", dest="dst", required=True, metavar="DB", help="destination store")
+    mig.add_argument("--chunk", type=int, default=5000, help="events per transaction")
+    mig.add_argument("--quiet", action="store_true", help="no progress line")
+    mig.set_defaults(func=cmd_migrate_db)
     sub.add_parser(
         "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
     )
