@@ -38,6 +38,12 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ),
     ("sdk_overhead.py", [], ["--quick"]),
     ("dashboard_load.py", ["--events", "100000"], ["--events", "2000", "--runs", "1"]),
+    ("scale.py", ["--events", "1000000"], ["--events", "5000", "--repeat", "2"]),
+    (
+        "sse_fanout.py",
+        ["--clients", "200", "--rate", "2000", "--seconds", "10"],
+        ["--clients", "5", "--rate", "200", "--seconds", "1"],
+    ),
 ]
 
 
