@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -124,24 +124,42 @@ def begin_write(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
 
 
-def pg_insert_returning_sql() -> str:
-    """PostgreSQL bulk insert: the batch travels as one array per column and
-    is unnested server-side in one statement, one round trip. RETURNING gives
-    the rows that were new (a retried id is skipped by ON CONFLICT), so the
-    writer knows exactly what to count in the rollups and to announce."""
-    pg = postgresql.dialect()
+_COLS = ", ".join(INSERT_COLUMNS)
+# PostgreSQL bulk insert, the fast way (measured on 60,000 events in batches of
+# 5,000: COPY into a staging table 38k rows/s, one INSERT ... SELECT FROM
+# unnest(arrays) 16k, executemany in pipeline mode 23k). The staging table is
+# per connection, created once, emptied at every commit, and has no defaults,
+# so staged rows take no `seq` value.
+PG_STAGE_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS aw_stage ON COMMIT DELETE ROWS AS "
+    f"SELECT {_COLS} FROM events WITH NO DATA"
+)
+PG_COPY_SQL = f"COPY aw_stage ({_COLS}) FROM STDIN"
+# RETURNING gives the rows that were new (a retried id is skipped by ON
+# CONFLICT), so the writer knows exactly what to count in the rollups and to
+# announce. A freshly filled temp table is read back in the order it was
+# written, so `seq` follows the order of the batch.
+PG_INSERT_SQL = (
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM aw_stage "
+    "ON CONFLICT (id) DO NOTHING RETURNING seq, id"
+)
 
-    def sql_type(col: str) -> str:
-        t = events.c[col].type
-        # text[], not varchar(n)[]: a cast to varchar(n) would silently truncate,
-        # whereas the column's own limit raises.
-        return "TEXT" if isinstance(t, String) else str(t.compile(dialect=pg))
 
-    casts = ", ".join(f"%s::{sql_type(c)}[]" for c in INSERT_COLUMNS)
-    return (
-        f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) SELECT * FROM unnest({casts}) "
-        "ON CONFLICT (id) DO NOTHING RETURNING seq, id"
-    )
+def pg_copy_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+    """Insert-or-skip `rows` through COPY, inside the caller's transaction;
+    returns (seq, id) of the rows that were new."""
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.execute(PG_STAGE_SQL)
+        with cur.copy(PG_COPY_SQL) as cp:
+            write = cp.write_row
+            for r in rows:
+                write(r)
+        cur.execute(PG_INSERT_SQL)
+        got: list[tuple[int, str]] = cur.fetchall()
+    # No cleanup: the commit (or a rollback) empties aw_stage, and the store
+    # runs one insert per transaction.
+    return got
 
 
 # The channel every server LISTENs on; the payload is the highest seq committed.

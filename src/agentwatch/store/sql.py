@@ -19,7 +19,7 @@ from agentwatch.store.dialect import (
     insert_ignore_sql,
     make_engine,
     migration_lock,
-    pg_insert_returning_sql,
+    pg_copy_insert,
 )
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, grouped_hists, rebuild
@@ -73,7 +73,6 @@ class SqlStore:
     def __init__(self, db: str) -> None:
         self.engine, self.backend = make_engine(db)
         self._insert_sql = insert_ignore_sql(self.engine)
-        self._pg_insert_sql = pg_insert_returning_sql() if self.backend == "postgresql" else ""
         self._checkpointer: SqliteCheckpointer | None = None
         self._tail: Any = None
 
@@ -145,9 +144,8 @@ class SqlStore:
     def _insert_pg(self, rows: list[tuple[Any, ...]]) -> InsertResult:
         # PostgreSQL branch: one statement whose RETURNING names the new rows,
         # then a NOTIFY that is delivered to every server at commit.
-        cols = [list(col) for col in zip(*rows, strict=True)]
         with self._write() as conn:
-            got = conn.exec_driver_sql(self._pg_insert_sql, tuple(cols)).all()
+            got = pg_copy_insert(conn, rows)
             if not got:
                 return InsertResult(0, set())
             if len(got) == len(rows):
