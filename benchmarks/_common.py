@@ -119,6 +119,24 @@ def load(url: str, events: list[dict], batch: int = 1000) -> None:
             r.raise_for_status()
 
 
+def empty_pg(url: str) -> None:
+    """Empty an AgentWatch PostgreSQL database before a run (schema kept)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        has = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+        if has and has[0]:
+            conn.execute("TRUNCATE events, rollups")
+
+
 def db_size(path: str | Path) -> int:
+    """Bytes on disk of a SQLite file (with its WAL) or of a PostgreSQL database."""
+    if "://" in str(path):
+        import psycopg
+
+        url = str(path).replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]) if row else 0
     p = Path(path)
     return sum(f.stat().st_size for f in p.parent.glob(p.name + "*") if f.is_file())

@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Server, db_size, machine, make_events
+from _common import Server, db_size, empty_pg, machine, make_events
 
 
 def main() -> None:
@@ -35,6 +35,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--mode", choices=("live", "backfill"), default="live")
+    ap.add_argument(
+        "--db",
+        help="store to benchmark: a postgresql:// URL (a fresh, empty database: its events "
+        "are deleted first) or a SQLite path; default: a new SQLite file in a temp dir",
+    )
     a = ap.parse_args()
     if a.mode == "live":
         events = make_events(a.events, days=10 / 1440, ordered=True)
@@ -44,7 +49,9 @@ def main() -> None:
         orjson.dumps({"events": events[i : i + a.batch]}) for i in range(0, len(events), a.batch)
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.db")
+        db = a.db or str(Path(tmp) / "bench.db")
+        if "://" in db:
+            empty_pg(db)
         srv = Server(db)
         try:
             lat: list[float] = []
@@ -75,12 +82,14 @@ def main() -> None:
         finally:
             srv.stop()
         size = db_size(db)
+    backend = "postgresql" if "://" in db else "sqlite"
     lat.sort()
     print(
         json.dumps(
             {
                 "benchmark": "ingest_http",
                 "mode": a.mode,
+                "backend": backend,
                 "events": a.events,
                 "batch": a.batch,
                 "clients": a.clients,

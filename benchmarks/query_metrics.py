@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Server, db_size, load, machine, make_events
+from _common import Server, db_size, empty_pg, load, machine, make_events
 
 PERIODS = ("1h", "24h", "7d", "30d", "all")
 ENDPOINTS = {
@@ -40,9 +40,16 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--days", type=float, default=7)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument(
+        "--db",
+        help="store to benchmark: a postgresql:// URL (a fresh, empty database: its events "
+        "are deleted first) or a SQLite path; default: a new SQLite file in a temp dir",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = str(Path(tmp) / "bench.db")
+        db = a.db or str(Path(tmp) / "bench.db")
+        if "://" in db:
+            empty_pg(db)
         srv = Server(db)
         try:
             t0 = time.perf_counter()
@@ -74,11 +81,13 @@ def main() -> None:
         finally:
             srv.stop()
         size = db_size(db)
+    backend = "postgresql" if "://" in db else "sqlite"
     worst = max(results, key=lambda r: r["p95_ms"])
     print(
         json.dumps(
             {
                 "benchmark": "query_metrics",
+                "backend": backend,
                 "events": a.events,
                 "days": a.days,
                 "repeat": a.repeat,
