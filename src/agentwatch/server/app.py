@@ -53,6 +53,31 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         if loop is not None:
             loop.call_soon_threadsafe(broadcaster.publish, msgs)
 
+    # The tail may bring thousands of rows at once (several commits, from every
+    # server). Handed over in one piece they would overflow a healthy client's
+    # buffer (--sse-buffer) and get it dropped as if it had stalled, so they go
+    # in slices, each published and followed by one turn of the event loop for
+    # the streams to drain it before the next. Rows wait in the database, not
+    # in memory; a client that really stalls is still dropped.
+    tail_slice = max(1, min(256, settings.sse_buffer // 4))
+
+    async def deliver(msgs: list[str]) -> None:
+        broadcaster.publish(msgs)
+        await asyncio.sleep(0.001)
+
+    def publish_paced(rows: list[tuple[Any, ...]]) -> None:
+        loop = st.loop
+        if loop is None or loop.is_closed():
+            return
+        for i in range(0, len(rows), tail_slice):
+            part = rows[i : i + tail_slice]
+            msgs = ["data: " + orjson.dumps(row_to_api(r)).decode() + "\n\n" for r in part]
+            fut = asyncio.run_coroutine_threadsafe(deliver(msgs), loop)
+            try:
+                fut.result(timeout=5)
+            except Exception:  # shutting down, or a stuck loop: do not wait forever
+                return
+
     writer = Writer(store, on_commit)
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
@@ -64,7 +89,9 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         st.loop = asyncio.get_running_loop()
         # With a shared database every server streams what any of them
         # committed, read back in commit order; with SQLite, its own commits.
-        tailing = await asyncio.to_thread(store.start_tail, publish, lambda: broadcaster.active)
+        tailing = await asyncio.to_thread(
+            store.start_tail, publish_paced, lambda: broadcaster.active
+        )
         writer.start()
         try:
             yield
