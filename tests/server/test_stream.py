@@ -114,3 +114,19 @@ def test_keepalive_comment_when_idle(server: ServerProcess) -> None:
         assert ": ping" in reader.raw
     finally:
         reader.close()
+
+
+def test_burst_larger_than_buffer_keeps_a_healthy_client(
+    server_factory: type[ServerProcess],
+) -> None:
+    srv = server_factory(None, "--sse-buffer", "50").start()
+    reader = SseReader(srv.url)
+    try:
+        for b in range(3):  # each commit is 10x the per-client buffer
+            batch = [ev(id=f"burst{b}-{i}") for i in range(500)]
+            assert post(srv.url, batch).status_code == 200
+            assert len(reader.wait_for(500 * (b + 1), timeout=30)) == 500 * (b + 1)
+        assert not reader.closed.is_set()
+        assert httpx.get(srv.url + "/api/health").json()["live_clients"] == 1
+    finally:
+        reader.close()

@@ -1,43 +1,54 @@
 """Fan-out of ingested events to live-stream (SSE) clients.
 
-Each client has its own bounded queue. Publishing never waits: a client whose
-queue is full is dropped (its stream ends and the browser reconnects), so a
-slow or stalled client can never slow ingest or the other clients.
+Each publish (one commit's new events) becomes one text chunk, built once and
+shared by every client. Each client has its own queue of chunks. Publishing
+never waits: a client that has fallen behind is dropped (its stream ends and
+the browser reconnects), so a slow or stalled client can never slow ingest or
+the other clients.
+
+"Fallen behind" means: it still holds an earlier, unsent chunk AND more than
+`buffer` messages are waiting for it. A client that has sent everything
+always takes the next chunk, however large, so a burst (a big batch, a group
+commit of many requests) never drops a healthy client; a stalled one is
+dropped at its second pending publish past the limit, which bounds its memory
+to one commit plus `buffer` messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 log = logging.getLogger("agentwatch.stream")
 
-_CLOSE = None  # sentinel telling a subscriber's stream to end
+# A queue item: (text chunk, number of events in it), or None for "end".
+Item = tuple[str, int] | None
 
 
 class Subscriber:
-    def __init__(self, maxsize: int) -> None:
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=maxsize + 1)
-        self.maxsize = maxsize
+    def __init__(self, buffer: int) -> None:
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.buffer = buffer
+        self.pending = 0  # events queued and not yet handed to the socket
         self.dropped = False
 
-    def offer(self, message: str) -> bool:
+    def offer(self, chunk: str, n: int) -> bool:
         if self.dropped:
             return False
-        if self.queue.qsize() >= self.maxsize:
-            # Keep one slot for the close marker so the stream ends promptly.
-            self.dropped = True
-            self.queue.put_nowait(_CLOSE)
+        if self.pending and self.pending + n > self.buffer:
+            self.close()
             return False
-        self.queue.put_nowait(message)
+        self.pending += n
+        self.queue.put_nowait((chunk, n))
         return True
+
+    def taken(self, n: int) -> None:
+        self.pending -= n
 
     def close(self) -> None:
         if not self.dropped:
             self.dropped = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(_CLOSE)
+            self.queue.put_nowait(None)
 
 
 class Broadcaster:
@@ -61,13 +72,15 @@ class Broadcaster:
         return bool(self.subscribers)
 
     def publish(self, messages: list[str]) -> None:
+        if not messages:
+            return
+        chunk = "".join(messages)
+        n = len(messages)
         for sub in list(self.subscribers):
-            for m in messages:
-                if not sub.offer(m):
-                    self.dropped_total += 1
-                    log.info("live-stream client fell %d messages behind; dropped", sub.maxsize)
-                    self.subscribers.discard(sub)
-                    break
+            if not sub.offer(chunk, n):
+                self.dropped_total += 1
+                log.info("live-stream client fell more than %d events behind; dropped", sub.buffer)
+                self.subscribers.discard(sub)
 
     def close_all(self) -> None:
         for sub in list(self.subscribers):

@@ -13,7 +13,7 @@ from agentwatch.server.api.common import state
 router = APIRouter(prefix="/api", tags=["stream"])
 
 KEEPALIVE_S = 10.0  # comment line this often, under the 15 s that proxies tolerate
-MAX_MESSAGES_PER_WRITE = 256  # coalesce a burst into one socket write
+MAX_CHUNKS_PER_WRITE = 64  # coalesce queued publishes into one socket write
 
 
 @router.get("/stream", summary="Live events as Server-Sent Events")
@@ -22,7 +22,8 @@ async def stream(request: Request) -> StreamingResponse:
 
     Starts with `retry: 3000` (browsers reconnect 3 s after a drop) and sends a
     `: ping` comment when idle. A client that falls behind by more than the
-    per-client buffer is disconnected rather than allowed to slow anyone else.
+    per-client buffer (see server/broadcast.py) is disconnected rather than
+    allowed to slow anyone else.
     """
     bc = state(request).broadcaster
     sub = bc.subscribe()
@@ -32,19 +33,22 @@ async def stream(request: Request) -> StreamingResponse:
             yield "retry: 3000\n: connected\n\n"
             while True:
                 try:
-                    msg = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue
-                if msg is None:
+                if item is None:
                     return
-                parts = [msg]
-                while len(parts) < MAX_MESSAGES_PER_WRITE and not sub.queue.empty():
+                parts = [item[0]]
+                sub.taken(item[1])
+                # Coalesce whatever else is already queued into one write.
+                while len(parts) < MAX_CHUNKS_PER_WRITE and not sub.queue.empty():
                     nxt = sub.queue.get_nowait()
                     if nxt is None:
                         yield "".join(parts)
                         return
-                    parts.append(nxt)
+                    parts.append(nxt[0])
+                    sub.taken(nxt[1])
                 yield "".join(parts)
         finally:
             bc.unsubscribe(sub)
