@@ -87,9 +87,17 @@ def _v2_rollups(conn: Connection) -> None:
     rebuild(conn)
 
 
+def _v3_more_units(conn: Connection) -> None:
+    """Rollups gained day and ten-minute rows: recount them from the events."""
+    from agentwatch.store.rollups import rebuild
+
+    rebuild(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
+    (3, "ten-minute and day rollups (rebuilt from the events)", _v3_more_units),
 ]
 
 LATEST = MIGRATIONS[-1][0]

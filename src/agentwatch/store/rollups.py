@@ -1,9 +1,10 @@
 """Pre-aggregated rollups: what keeps the metrics queries fast at any data size.
 
-Every committed event is also added, in the same transaction, to three rollup
-rows: its minute, its hour and its day, keyed by (kind, agent, task, model). A rollup
-row holds counts and sums and a sparse latency histogram over the log-scale
-bins of store/sketch.py, so percentiles merge by adding counts.
+Every committed event is also added, in the same transaction, to four rollup
+rows: its minute, its ten minutes, its hour and its day, keyed by (kind,
+agent, task, model). A rollup row holds counts and sums and a sparse latency
+histogram over the log-scale bins of store/sketch.py, so percentiles merge by
+adding counts.
 
 A query over [start, end] is cut into pieces: whole days from day rows, the
 leftover whole hours, then minutes, at each end from hour and minute rows,
@@ -25,12 +26,14 @@ import numpy as np
 from agentwatch.store.tables import INSERT_COLUMNS
 
 MINUTE_US = 60_000_000
+TEN_MINUTES_US = 600_000_000
 HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
-# Largest first: a piece is covered by the coarsest unit that fits it. Days
-# keep a 30-day query to ~30 rows per series; minutes serve 1-hour windows and
-# the ragged ends of longer ones.
-UNITS_US: tuple[int, ...] = (DAY_US, HOUR_US, MINUTE_US)
+# Largest first; each unit divides the one before it. A piece is covered by
+# the coarsest unit that fits it: days keep a 30-day query to ~30 rows per
+# series, ten-minute rows serve 24-hour charts (10- and 20-minute buckets),
+# minutes serve 1-hour windows and the ragged ends of longer ones.
+UNITS_US: tuple[int, ...] = (DAY_US, HOUR_US, TEN_MINUTES_US, MINUTE_US)
 
 _I = {name: INSERT_COLUMNS.index(name) for name in INSERT_COLUMNS}
 _TS, _KIND, _AGENT, _TASK, _MODEL = (
@@ -174,7 +177,7 @@ def deltas(rows: Iterable[tuple[Any, ...]]) -> dict[Key, Delta]:
         h[lb] = h.get(lb, 0) + 1
     out = dict(minutes)
     finer = minutes
-    for unit in reversed(UNITS_US[:-1]):  # hours from minutes, then days from hours
+    for unit in reversed(UNITS_US[:-1]):  # each level from the next finer one
         coarser: dict[Key, Delta] = {}
         for (_, bucket, *dims), m in finer.items():
             key2: Key = (unit, bucket - bucket % unit, *dims)  # type: ignore[assignment]
