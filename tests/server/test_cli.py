@@ -126,3 +126,25 @@ def test_rebuild_rollups_command(server: ServerProcess) -> None:
     server.start()
     after = httpx.get(server.url + "/api/metrics/summary", params={"period": "1h"}).json()
     assert after == before and after["total_requests"] == 40
+
+
+def test_retention_days_deletes_old_events_while_serving(
+    server_factory: type[ServerProcess],
+) -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    srv = server_factory().start()
+    now = datetime.now(UTC)
+    old = [ev(timestamp=(now - timedelta(days=5)).isoformat()) for _ in range(20)]
+    new = [ev(timestamp=(now - timedelta(hours=1)).isoformat()) for _ in range(7)]
+    assert post(srv.url, old + new).status_code == 200
+    srv.stop()
+    srv.extra_args += ["--retention-days", "2"]
+    srv.start()
+    deadline = time.monotonic() + 20
+    while httpx.get(srv.url + "/api/health").json()["events"] != 7:
+        assert time.monotonic() < deadline, "old events were not deleted"
+        time.sleep(0.1)
+    s = httpx.get(srv.url + "/api/metrics/summary", params={"period": "all"}).json()
+    assert s["total_requests"] == 7  # the rollups went with them

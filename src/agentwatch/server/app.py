@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -93,9 +94,16 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             store.start_tail, publish_paced, lambda: broadcaster.active
         )
         writer.start()
+        pruner = (
+            asyncio.create_task(_retention(store, settings.retention_days))
+            if settings.retention_days > 0
+            else None
+        )
         try:
             yield
         finally:
+            if pruner is not None:
+                pruner.cancel()
             broadcaster.close_all()
             await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
@@ -166,3 +174,26 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
     return app
+
+
+RETENTION_EVERY_S = 3600.0  # the cut moves a day at a time; hourly is prompt enough
+DAY_US = 86_400_000_000
+
+
+async def _retention(store: Store, days: int) -> None:
+    """Delete events (and their rollups) older than `days` whole days, hourly.
+
+    The cut is aligned to midnight UTC, so whole rollup days go and no day
+    has to be recounted; the delete runs in small chunks on a worker thread
+    and never stops ingest or queries for long. Freed pages are reused by
+    later inserts.
+    """
+    while True:
+        cut = (int(time.time() * 1_000_000) - days * DAY_US) // DAY_US * DAY_US
+        try:
+            n = await asyncio.to_thread(store.delete_events_before, cut)
+            if n:
+                log.info("retention: deleted %d events older than %d days", n, days)
+        except Exception as e:  # the database may be briefly away; try next time
+            log.warning("retention run failed: %s", e)
+        await asyncio.sleep(RETENTION_EVERY_S)

@@ -41,6 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", int, 10 * 1024 * 1024, "Largest request body accepted (else 413)"),
     Setting("sse_buffer", int, 1000, "Messages buffered per live-stream client before dropping it"),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error"),
+    Setting("retention_days", int, 0, "Delete events older than N whole days (0: keep all)"),
 )
 
 
@@ -55,6 +56,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     sse_buffer: int = 1000
     log_level: str = "info"
+    retention_days: int = 0
 
     @property
     def cors_list(self) -> list[str]:
