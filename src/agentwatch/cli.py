@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import signal
 import socket
 import sys
 from datetime import UTC, datetime
@@ -120,9 +121,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"({store.backend}: {_shown_db(settings.db)})",
         flush=True,
     )
+    # uvicorn re-raises the signal once it has shut down gracefully; by then
+    # every in-flight request is answered and the writer has committed. For
+    # SIGTERM the default action would end the process on the spot, skipping
+    # the store's close (its final checkpoint), so SIGTERM ends like Ctrl+C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        # uvicorn re-raises the signal once it has shut down gracefully; by then
-        # every in-flight request is answered and the writer has committed.
         with contextlib.suppress(KeyboardInterrupt):
             Server(config).run(sockets=[sock])
     finally:
@@ -130,6 +134,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
     print("AgentWatch stopped; all acknowledged events are stored.", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _shown_db(db: str) -> str:
