@@ -74,8 +74,22 @@ class Server:
         self.proc.wait(20)
 
 
+def _event_id(ts: float, rng: random.Random, random_ids: bool) -> str:
+    if random_ids:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    n = (int(ts * 1000) << 80) | rng.getrandbits(80)
+    n = (n & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    n = (n & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return str(uuid.UUID(int=n))
+
+
 def make_events(
-    n: int, days: float, seed: int = 7, end: float | None = None, ordered: bool = False
+    n: int,
+    days: float,
+    seed: int = 7,
+    end: float | None = None,
+    ordered: bool = False,
+    random_ids: bool = False,
 ) -> list[dict]:
     """n LLM-call events spread over `days` days ending now, realistic shapes.
 
@@ -94,7 +108,9 @@ def make_events(
         err = rng.random() < 0.04
         out.append(
             {
-                "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                # UUIDv7 layout, as the SDK makes them: Unix ms, then random bits
+                # (version and variant bits set). --random-ids sends v4-style ones.
+                "id": _event_id(ts, rng, random_ids),
                 "task_name": rng.choice(tasks),
                 "agent_name": agent,
                 "model": rng.choice(models),

@@ -54,15 +54,20 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--mode", choices=("live", "backfill"), default="live")
     ap.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="random UUIDv4 ids instead of the time-ordered UUIDv7 the SDK sends",
+    )
+    ap.add_argument(
         "--db",
         help="store to benchmark: a postgresql:// URL (a fresh, empty database: its events "
         "are deleted first) or a SQLite path; default: a new SQLite file in a temp dir",
     )
     a = ap.parse_args()
     if a.mode == "live":
-        events = make_events(a.events, days=10 / 1440, ordered=True)
+        events = make_events(a.events, days=10 / 1440, ordered=True, random_ids=a.random_ids)
     else:
-        events = make_events(a.events, days=7)
+        events = make_events(a.events, days=7, random_ids=a.random_ids)
     bodies = [
         orjson.dumps({"events": events[i : i + a.batch]}) for i in range(0, len(events), a.batch)
     ]
@@ -104,6 +109,7 @@ def main() -> None:
             {
                 "benchmark": "ingest_http",
                 "mode": a.mode,
+                "ids": "uuid4" if a.random_ids else "uuid7",
                 "backend": backend,
                 "events": a.events,
                 "batch": a.batch,

@@ -12,10 +12,10 @@ import inspect
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, overload
 
+from agentwatch._ids import new_id
 from agentwatch.sdk.context import Run, current_run
 from agentwatch.sdk.safety import internal_error, log, log_once
 from agentwatch.sdk.sender import Event, Exporter, Sender
@@ -238,7 +238,7 @@ class AgentWatch:
 
     def _begin_run(self, task: str | None, agent: str | None, fn: Callable[..., Any]) -> Run:
         parent = current_run.get()
-        run_id = str(uuid.uuid4())
+        run_id = new_id()
         return Run(
             id=run_id,
             trace_id=parent.trace_id if parent is not None else run_id,

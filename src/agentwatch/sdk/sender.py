@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from agentwatch._ids import new_id
 from agentwatch.sdk.safety import internal_error, log, log_once
 
 Event = dict[str, Any]
@@ -86,16 +87,6 @@ def _iso(ts: Any) -> Any:
             ts = ts.replace(tzinfo=UTC)
         return ts.astimezone(UTC).isoformat()
     return ts
-
-
-def _uuid4() -> str:
-    # Same format and randomness as str(uuid.uuid4()) at a third of the cost,
-    # which matters because this thread shares the GIL with the host app.
-    h = bytearray(os.urandom(16))
-    h[6] = (h[6] & 0x0F) | 0x40  # version 4
-    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class Sender:
@@ -310,7 +301,7 @@ class Sender:
         # microseconds. The id is fixed before the first attempt, so retries of
         # this event are deduplicated by the server.
         if not ev.get("id"):
-            ev["id"] = _uuid4()
+            ev["id"] = new_id()
         ts = ev.get("timestamp")
         if ts is not None and not isinstance(ts, str):
             ev["timestamp"] = _iso(ts)

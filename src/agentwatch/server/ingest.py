@@ -15,15 +15,15 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from agentwatch.pricing import PriceBook
+from agentwatch._ids import new_id
+from agentwatch.pricing import PriceBook, Rates
 from agentwatch.schema import EVENT_FIELDS, Event, EventBatch
 from agentwatch.store.base import Store
 from agentwatch.store.sketch import latency_bin
@@ -91,19 +91,26 @@ def parse_batch(body: bytes, max_events: int) -> list[Event]:
     return batch.events
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
     """Store rows (tuples in INSERT_COLUMNS order): defaults filled, priced, binned.
 
-    This is the hot path of ingest, so it touches each event once and does no
-    formatting that only a reader would need.
+    This is the hot path of ingest (every event, on the event loop), so it
+    touches each event once, looks rates up once per model per batch, and does
+    no formatting that only a reader would need.
     """
     rows: list[tuple[Any, ...]] = []
+    append = rows.append
     seen: set[str] = set()
     now = datetime.now(UTC)
-    cost_of = prices.cost
+    rates_of = prices.rates
+    rates: dict[tuple[str, str | None], Rates] = {}
     dumps = orjson.dumps
     for ev in events:
-        eid = ev.id or str(uuid.uuid4())
+        eid = ev.id or new_id()
         if eid in seen:  # the same id twice in one batch is stored once
             continue
         seen.add(eid)
@@ -114,32 +121,34 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
         extra = ev.__pydantic_extra__
         if extra:  # unknown top-level keys are kept, under metadata
             meta = {**extra, **(meta or {})}
+        tin = ev.input_tokens
+        tout = ev.output_tokens
+        cr = ev.cache_read_tokens
+        cw = ev.cache_write_tokens
         cost = ev.cost_usd
         if cost is None:
-            cost = cost_of(
-                ev.model,
-                ev.input_tokens,
-                ev.output_tokens,
-                ev.cache_read_tokens,
-                ev.cache_write_tokens,
-                ev.provider,
-            )
-        rows.append(
+            key = (ev.model, ev.provider)
+            r = rates.get(key)
+            if r is None:
+                r = rates[key] = rates_of(ev.model, ev.provider)
+            cost = r.cost(tin, tout, cr, cw)
+        lat = ev.latency_ms
+        append(
             (
                 eid,
                 ev.task_name,
                 ev.agent_name,
                 ev.model,
-                ev.input_tokens,
-                ev.output_tokens,
-                ev.cache_read_tokens,
-                ev.cache_write_tokens,
+                tin,
+                tout,
+                cr,
+                cw,
                 ev.reasoning_tokens,
-                ev.latency_ms,
+                lat,
                 cost,
                 ev.status,
                 ev.error_message,
-                int(ts.timestamp() * 1_000_000),
+                (ts - _EPOCH) // _MICROSECOND,  # exact, unlike float seconds
                 dumps(meta).decode() if meta else None,
                 ev.kind,
                 ev.trace_id,
@@ -147,7 +156,7 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
                 ev.provider,
                 ev.user_id,
                 ev.session_id,
-                latency_bin(ev.latency_ms),
+                latency_bin(lat),
             )
         )
     return rows
