@@ -31,3 +31,27 @@ def test_percentiles_nearest_rank() -> None:
 def test_zero_and_empty() -> None:
     assert latency_bin(0.0) == 0 and bin_value(0) == 0.0
     assert percentiles([], (0.5,)) == [None]
+
+
+def test_grouped_percentiles_match_one_by_one() -> None:
+    import numpy as np
+
+    from agentwatch.store.sketch import grouped_percentiles, percentiles_np
+
+    rng = random.Random(9)
+    groups = []
+    for g in range(40):
+        parts = []
+        for _ in range(rng.randint(0, 3)):
+            n = rng.randint(1, 50)
+            bins = np.array([latency_bin(rng.lognormvariate(6, 1)) for _ in range(n)])
+            parts.append((bins, np.ones(n, dtype=np.int64) * rng.randint(1, 4)))
+        groups.append(parts)
+    got = grouped_percentiles(groups, (0.5, 0.95))
+    for parts, row in zip(groups, got, strict=True):
+        if not parts:
+            assert row == [None, None]
+            continue
+        b = np.concatenate([p[0] for p in parts])
+        c = np.concatenate([p[1] for p in parts])
+        assert row == percentiles_np(b, c, (0.5, 0.95))

@@ -72,3 +72,40 @@ def percentiles_np(bins: Any, counts: Any, qs: Iterable[float]) -> list[float | 
         rank = max(1, math.ceil(q * n - 1e-9))
         out.append(round(bin_value(int(np.searchsorted(cum, rank - 0.5))), 3))
     return out
+
+
+def grouped_percentiles(
+    groups: list[list[tuple[Any, Any]]], qs: tuple[float, ...]
+) -> list[list[float | None]]:
+    """percentiles_np for many groups at once (one histogram matrix).
+
+    `groups[i]` is a list of (bins, counts) array pairs. A timeseries has one
+    group per bucket; doing them together turns ~170 small numpy passes into
+    one, which is most of the Python time of a 7-day chart.
+    """
+    import numpy as np
+
+    gi, bs, cs = [], [], []
+    for i, parts in enumerate(groups):
+        for b, c in parts:
+            gi.append(np.full(len(b), i, dtype=np.int64))
+            bs.append(b)
+            cs.append(c)
+    if not bs:
+        return [[None for _ in qs] for _ in groups]
+    g = np.concatenate(gi)
+    b = np.concatenate(bs)
+    nb = int(b.max()) + 1
+    hist = np.bincount(g * nb + b, weights=np.concatenate(cs), minlength=len(groups) * nb)
+    cum = np.cumsum(hist.reshape(len(groups), nb), axis=1)
+    total = cum[:, -1]
+    cols = []
+    for q in qs:
+        rank = np.maximum(1, np.ceil(q * total - 1e-9))
+        idx = (cum < rank[:, None] - 0.5).sum(axis=1)  # first bin reaching the rank
+        vals = np.where(idx > 0, MIN_MS * 2 * GAMMA ** idx.astype(float) / (GAMMA + 1), 0.0)
+        cols.append(vals)
+    return [
+        [round(float(col[i]), 3) if total[i] > 0 else None for col in cols]
+        for i in range(len(groups))
+    ]

@@ -23,7 +23,7 @@ from agentwatch.store.dialect import (
 )
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, grouped_hists, rebuild
-from agentwatch.store.sketch import percentiles_np
+from agentwatch.store.sketch import grouped_percentiles, percentiles_np
 from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
 
@@ -379,10 +379,9 @@ class SqlStore:
                 conn, start_us, end_us, f, "llm", origin_us=origin_us, width_us=bucket_us
             )
         out: dict[int, dict[str, Any]] = {}
-        for g, a in accs.items():
-            if not a.n:
-                continue
-            p50, p95 = a.percentiles((0.5, 0.95))
+        live = [(g, a) for g, a in accs.items() if a.n]
+        pcts = grouped_percentiles([a.hist for _, a in live], (0.5, 0.95))
+        for (g, a), (p50, p95) in zip(live, pcts, strict=True):
             out[int(g)] = {
                 "requests": a.n,
                 "errors": a.errors,
