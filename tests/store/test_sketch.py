@@ -40,7 +40,7 @@ def test_grouped_percentiles_match_one_by_one() -> None:
 
     rng = random.Random(9)
     groups = []
-    for g in range(40):
+    for _group in range(40):
         parts = []
         for _ in range(rng.randint(0, 3)):
             n = rng.randint(1, 50)
