@@ -207,9 +207,9 @@ class SqliteCheckpointer:
     journal_size_limit trims the file.
     """
 
-    # 8192 pages = 32 MiB: a RESTART every few seconds at full ingest, each a
-    # short pause, against a WAL that otherwise grows without bound.
-    def __init__(self, engine: Engine, interval: float = 0.5, max_wal_pages: int = 8192):
+    # 32768 pages = 128 MiB: at full ingest a RESTART (a short pause for the
+    # writer) every several seconds. 32 MiB measured 10-20% less throughput.
+    def __init__(self, engine: Engine, interval: float = 0.5, max_wal_pages: int = 32768):
         import threading
 
         self.engine = engine
