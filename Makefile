@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 
 .PHONY: install dev serve test test-fast bench bench-smoke lint format demo screenshots clean
 
-$(BIN)/agentwatch: pyproject.toml
+# A stamp, not bin/agentwatch: a plain `pip install .` (the README's serve
+# command) makes that too, without the dev tools.
+STAMP := $(VENV)/.dev-installed
+
+$(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $@
 
-install: $(BIN)/agentwatch
+install: $(STAMP)
 
 serve: install
 	$(BIN)/agentwatch serve
