@@ -62,7 +62,7 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(orig).__name__
 
 
-def _open_store(db: str, migrate: bool = True) -> Any:
+def _open_store(db: str, migrate: bool = True, maintenance: bool = True) -> Any:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from agentwatch.store import StoreConfigError, open_store
@@ -72,7 +72,7 @@ def _open_store(db: str, migrate: bool = True) -> Any:
     except ArgumentError:
         raise CliError("cannot parse the database URL (expected postgresql://...)") from None
     try:
-        return open_store(db, migrate=migrate)
+        return open_store(db, migrate=migrate, maintenance=maintenance)
     except StoreConfigError as e:
         raise CliError(str(e)) from None
     except SQLAlchemyError as e:
@@ -96,7 +96,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PriceFileError as e:
         raise CliError(str(e)) from None
     sock = _bind(settings.host, settings.port)
-    store = _open_store(settings.db)
+    store = _open_store(settings.db, maintenance=False)
+    # Ctrl+C or SIGTERM that arrives before uvicorn has installed its own
+    # handlers would be lost (asyncio's runner cancels a task uvicorn then
+    # shields) and the server would keep running. Hold both signals until the
+    # app's startup releases them (server/app.py); one sent early is then
+    # delivered to uvicorn and shuts the server down cleanly. Held before the
+    # store's and the server's threads start, so that they all inherit the
+    # mask and the signals can only land on the main thread.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    store.start_maintenance()
     app = create_app(settings, store, prices)
     config = uvicorn.Config(
         app,
@@ -134,6 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
     print("AgentWatch stopped; all acknowledged events are stored.", flush=True)
     return 0
+
+
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _interrupt(signum: int, frame: Any) -> None:

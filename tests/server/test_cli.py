@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -80,7 +81,7 @@ def test_env_db_is_honoured_and_banner_printed(tmp_path: Path) -> None:
     p = subprocess.Popen(
         [sys.executable, "-m", "agentwatch", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
         env=env,
     )
@@ -88,9 +89,18 @@ def test_env_db_is_honoured_and_banner_printed(tmp_path: Path) -> None:
         assert p.stdout is not None
         banner = p.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in banner and str(db) in banner
+        # Let it finish starting before Ctrl+C, as a user would.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
     finally:
         p.send_signal(signal.SIGINT)
-        p.wait(20)
+        p.wait(30)
     assert db.exists()
 
 
@@ -148,3 +158,33 @@ def test_retention_days_deletes_old_events_while_serving(
         time.sleep(0.1)
     s = httpx.get(srv.url + "/api/metrics/summary", params={"period": "all"}).json()
     assert s["total_requests"] == 7  # the rollups went with them
+
+
+def test_ctrl_c_during_startup_is_not_lost(tmp_path: Path) -> None:
+    # SIGINT right after the banner, before uvicorn has its handlers: the
+    # server must still stop (it used to keep running, the signal swallowed).
+    for i in range(3):
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentwatch",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "--db",
+                str(tmp_path / f"s{i}.db"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert p.stdout is not None
+        p.stdout.readline()
+        p.send_signal(signal.SIGINT)
+        try:
+            assert p.wait(30) == 0
+        finally:
+            p.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,6 +95,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             store.start_tail, publish_paced, lambda: broadcaster.active
         )
         writer.start()
+        # Started: let the signals that `agentwatch serve` held reach uvicorn.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         pruner = (
             asyncio.create_task(_retention(store, settings.retention_days))
             if settings.retention_days > 0

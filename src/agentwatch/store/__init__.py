@@ -7,12 +7,17 @@ from agentwatch.store.dialect import StoreConfigError
 from agentwatch.store.sql import SqlStore
 
 
-def open_store(db: str, migrate: bool = True) -> SqlStore:
-    """Open (and by default migrate) the store at a SQLite path or database URL."""
+def open_store(db: str, migrate: bool = True, maintenance: bool = True) -> SqlStore:
+    """Open (and by default migrate) the store at a SQLite path or database URL.
+
+    maintenance=False leaves background upkeep (WAL checkpoints) to a later
+    start_maintenance() call, for a caller that must set things up first.
+    """
     store = SqlStore(db)
     if migrate:
         store.migrate()
-    store.start_maintenance()
+    if maintenance:
+        store.start_maintenance()
     return store
 
 
