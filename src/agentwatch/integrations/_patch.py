@@ -14,6 +14,7 @@ through unchanged; everything else here is guarded by the safety module.
 
 from __future__ import annotations
 
+import abc
 import importlib.abc
 import importlib.machinery
 import sys
@@ -235,6 +236,44 @@ class Usage(Protocol):
 
 
 COMPLETE, PARTIAL, ERROR = "complete", "partial", "error"
+
+
+class StreamUsage(abc.ABC):
+    """What a stream has reported so far; each provider reads its own events."""
+
+    __slots__ = (
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "error_message",
+        "have_usage",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "reasoning_tokens",
+    )
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cache_read_tokens = 0
+        self.cache_write_tokens = 0
+        self.reasoning_tokens = 0
+        self.have_usage = False
+        self.error_message: str | None = None
+
+    def _set(self, fields: dict[str, int]) -> None:
+        # Assign, never add: a stream reports its totals once.
+        self.input_tokens = fields.get("input_tokens", 0)
+        self.output_tokens = fields.get("output_tokens", 0)
+        self.cache_read_tokens = fields.get("cache_read_tokens", 0)
+        self.cache_write_tokens = fields.get("cache_write_tokens", 0)
+        self.reasoning_tokens = fields.get("reasoning_tokens", 0)
+        self.have_usage = True
+
+    @abc.abstractmethod
+    def on_item(self, item: Any, now: float, call: Call) -> bool:
+        """Take one stream item; True hides it from the caller."""
 
 
 class StreamRecorder:

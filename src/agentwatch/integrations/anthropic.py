@@ -26,6 +26,7 @@ from agentwatch.integrations._patch import (
     Call,
     Patches,
     StreamRecorder,
+    StreamUsage,
     active_client,
     wrap_async_stream,
     wrap_sync_stream,
@@ -81,29 +82,12 @@ def _record_message(call: Call, result: Any) -> None:
     call.emit("success", time.perf_counter(), model=getattr(result, "model", None), usage=fields)
 
 
-class AnthropicStreamState:
-    __slots__ = (
-        "base_input",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "error_message",
-        "have_usage",
-        "input_tokens",
-        "model",
-        "output_tokens",
-        "reasoning_tokens",
-    )
+class AnthropicStreamState(StreamUsage):
+    __slots__ = ("base_input",)  # input_tokens without the cache tokens
 
     def __init__(self) -> None:
-        self.model: str | None = None
+        super().__init__()
         self.base_input = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read_tokens = 0
-        self.cache_write_tokens = 0
-        self.reasoning_tokens = 0
-        self.have_usage = False
-        self.error_message: str | None = None
 
     def _total_input(self) -> None:
         self.input_tokens = self.base_input + self.cache_read_tokens + self.cache_write_tokens

@@ -28,6 +28,7 @@ from agentwatch.integrations._patch import (
     Call,
     Patches,
     StreamRecorder,
+    StreamUsage,
     active_client,
     wrap_async_stream,
     wrap_sync_stream,
@@ -116,42 +117,7 @@ def _record_result(call: Call, api: str, result: Any) -> None:
 # -- stream states -----------------------------------------------------------------
 
 
-class _StreamState:
-    __slots__ = (
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "error_message",
-        "have_usage",
-        "input_tokens",
-        "model",
-        "output_tokens",
-        "reasoning_tokens",
-    )
-
-    def __init__(self) -> None:
-        self.model: str | None = None
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_read_tokens = 0
-        self.cache_write_tokens = 0
-        self.reasoning_tokens = 0
-        self.have_usage = False
-        self.error_message: str | None = None
-
-    def _set(self, fields: dict[str, int]) -> None:
-        # Assign, never add: a stream reports its totals once.
-        self.input_tokens = fields.get("input_tokens", 0)
-        self.output_tokens = fields.get("output_tokens", 0)
-        self.cache_read_tokens = fields.get("cache_read_tokens", 0)
-        self.cache_write_tokens = fields.get("cache_write_tokens", 0)
-        self.reasoning_tokens = fields.get("reasoning_tokens", 0)
-        self.have_usage = True
-
-    def on_item(self, item: Any, now: float, call: Call) -> bool:
-        raise NotImplementedError
-
-
-class ChatStreamState(_StreamState):
+class ChatStreamState(StreamUsage):
     __slots__ = ("hide_usage_chunk",)
 
     def __init__(self, hide_usage_chunk: bool) -> None:
@@ -182,7 +148,7 @@ class ChatStreamState(_StreamState):
 _RESPONSE_END = {"response.completed", "response.incomplete", "response.failed"}
 
 
-class ResponsesStreamState(_StreamState):
+class ResponsesStreamState(StreamUsage):
     __slots__ = ()
 
     def on_item(self, event: Any, now: float, call: Call) -> bool:
@@ -215,7 +181,7 @@ def _is_given(v: Any) -> bool:
 
 def _begin(
     resource: Any, api: str, kwargs: dict[str, Any], azure: tuple[type, ...], client: Any
-) -> tuple[Call, _StreamState | None]:
+) -> tuple[Call, StreamUsage | None]:
     call = Call(client, _provider_of(resource, azure), kwargs.get("model"))
     if kwargs.get("stream") is not True:
         return call, None
