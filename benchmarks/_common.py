@@ -1,18 +1,23 @@
-"""Shared pieces of the benchmark scripts: a server process and a data generator."""
+"""Shared pieces of the benchmark scripts: a server process, a data generator
+and the dashboard's query loop (run beside an ingest load)."""
 
 from __future__ import annotations
 
+import http.client
+import math
 import os
 import platform
 import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -59,7 +64,9 @@ class Server:
             "warning",
             *args,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe that nobody reads (a full one blocks the server).
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -67,11 +74,14 @@ class Server:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        self.proc.kill()
+        self.log.seek(0)
+        raise RuntimeError(f"server did not start: {self.log.read().decode()[-2000:]}")
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
+        self.log.close()
 
 
 def _event_id(ts: float, rng: random.Random, random_ids: bool) -> str:
@@ -156,3 +166,110 @@ def db_size(path: str | Path) -> int:
             return int(row[0]) if row else 0
     p = Path(path)
     return sum(f.stat().st_size for f in p.parent.glob(p.name + "*") if f.is_file())
+
+
+# -- the dashboard's queries, looped while something else loads the server ----
+
+# What one refresh of the dashboard asks for (server/static/js/main.js): the
+# cards, the charts at that range's bucket width, the breakdown's default tab
+# and the newest events of the feed.
+DASHBOARD_BUCKETS = {"1h": 1, "24h": 20, "7d": 120, "30d": 720}
+
+
+def dashboard_queries(periods: tuple[str, ...] = ("24h",)) -> list[tuple[str, str]]:
+    """(label, path and query string) of a dashboard refresh for each period,
+    plus the feed's GET /api/events?limit=50 (period-independent, once)."""
+    out = []
+    for p in periods:
+        out += [
+            (f"summary {p}", "/api/metrics/summary?" + urlencode({"period": p})),
+            (
+                f"timeseries {p}",
+                "/api/metrics/timeseries?"
+                + urlencode({"period": p, "bucket": DASHBOARD_BUCKETS[p]}),
+            ),
+            (
+                f"breakdown {p}",
+                "/api/metrics/breakdown?" + urlencode({"group_by": "agent_name", "period": p}),
+            ),
+        ]
+    out.append(("events limit=50", "/api/events?limit=50"))
+    return out
+
+
+def nearest_rank(sorted_xs: list[float], q: float) -> float:
+    """The q-quantile of an ascending list, nearest-rank (as the server's)."""
+    return sorted_xs[max(1, math.ceil(q * len(sorted_xs))) - 1]
+
+
+def latency_stats(ms: list[float]) -> dict[str, Any]:
+    """n, p50, p95 and max of request times in milliseconds."""
+    if not ms:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
+    s = sorted(ms)
+    return {
+        "n": len(s),
+        "p50_ms": round(nearest_rank(s, 0.5), 2),
+        "p95_ms": round(nearest_rank(s, 0.95), 2),
+        "max_ms": round(s[-1], 2),
+    }
+
+
+def _query_loop(port: int, queries: list[tuple[str, str]], start: Any, stop: Any, out: Any) -> None:
+    # Back to back, one request at a time, on one keep-alive connection: a
+    # dashboard refreshing without pause, the worst a single viewer does (the
+    # real one refreshes every 30 s). stdlib http.client keeps the client's
+    # own overhead out of the figures.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    times: dict[str, list[float]] = {label: [] for label, _ in queries}
+    errors = 0
+    start.wait()
+    while not stop.is_set():
+        for label, path in queries:
+            t = time.perf_counter()
+            try:
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+            except (OSError, http.client.HTTPException):  # counted, then a new connection
+                errors += 1
+                conn.close()
+                time.sleep(0.05)
+                continue
+            if r.status == 200:
+                times[label].append((time.perf_counter() - t) * 1000)
+            else:
+                errors += 1
+            if stop.is_set():
+                break
+    conn.close()
+    out.put((times, errors))
+
+
+class QueryLoop:
+    """The dashboard's queries looped in a child process between `start` being
+    set (shared with the load it runs beside) and finish()."""
+
+    def __init__(self, ctx: Any, port: int, queries: list[tuple[str, str]], start: Any) -> None:
+        self._stop = ctx.Event()
+        self._out = ctx.Queue()
+        self._proc = ctx.Process(
+            target=_query_loop, args=(port, queries, start, self._stop, self._out), daemon=True
+        )  # daemon: a run that fails before finish() still exits
+        self._proc.start()
+
+    def finish(self) -> dict[str, Any]:
+        """Stop the loop; p50/p95 per query and the worst p95 of them."""
+        self._stop.set()
+        times, errors = self._out.get(timeout=300)
+        self._proc.join()
+        per = {label: latency_stats(ms) for label, ms in times.items()}
+        p95s = [(v["p95_ms"], k) for k, v in per.items() if v["p95_ms"] is not None]
+        worst = max(p95s) if p95s else (None, None)
+        return {
+            "rounds": min(v["n"] for v in per.values()),
+            "errors": errors,
+            "worst_p95_ms": worst[0],
+            "worst": worst[1],
+            "queries": per,
+        }

@@ -7,8 +7,12 @@ keep-alive connections to a fresh server on a temporary SQLite file.
 send as they run). --mode backfill: random times over the last 7 days (an
 import or `demo.py --backfill`), which touches many more rollup rows.
 
+--with-queries: while the ingest runs, one more process loops over the
+dashboard's queries (summary, timeseries and breakdown for 24h, the feed's
+/api/events?limit=50) back to back; their p50/p95 go under "queries".
+
     python benchmarks/ingest_http.py [--events 200000] [--batch 500] [--clients 2]
-                                     [--mode live|backfill]
+                                     [--mode live|backfill] [--with-queries]
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Server, db_size, empty_pg, machine, make_events
+from _common import (
+    QueryLoop,
+    Server,
+    dashboard_queries,
+    db_size,
+    empty_pg,
+    machine,
+    make_events,
+)
 
 
 def _client(port: int, bodies: list[bytes], start: Any, out: Any) -> None:
@@ -57,6 +69,11 @@ def main() -> None:
         "--random-ids",
         action="store_true",
         help="random UUIDv4 ids instead of the time-ordered UUIDv7 the SDK sends",
+    )
+    ap.add_argument(
+        "--with-queries",
+        action="store_true",
+        help="loop over the dashboard's queries during the ingest and report their latency",
     )
     ap.add_argument(
         "--db",
@@ -89,6 +106,11 @@ def main() -> None:
             ]
             for p in procs:
                 p.start()
+            queries = (
+                QueryLoop(ctx, srv.port, dashboard_queries(("24h",)), start)
+                if a.with_queries
+                else None
+            )
             time.sleep(0.5)
             t0 = time.perf_counter()
             start.set()
@@ -98,6 +120,7 @@ def main() -> None:
             for p in procs:
                 p.join()
             elapsed = time.perf_counter() - t0
+            query_stats = queries.finish() if queries else None
             stored = httpx.get(srv.url + "/api/health").json()["events"]
         finally:
             srv.stop()
@@ -120,6 +143,8 @@ def main() -> None:
                 "request_p95_ms": round(lat[int(len(lat) * 0.95) - 1] * 1000, 2),
                 "stored": stored,
                 "db_bytes_per_event": round(size / max(stored, 1), 1),
+                # Present with --with-queries: the dashboard's latency during the ingest.
+                **({"queries": query_stats} if query_stats else {}),
                 "machine": machine(),
             },
             indent=2,

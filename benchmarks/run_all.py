@@ -31,6 +31,16 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "100000", "--mode", "backfill"],
         ["--events", "2000", "--mode", "backfill"],
     ),
+    # The scale issue's ingest target: batches of 1,000 from 4 clients while
+    # the dashboard's queries run beside it.
+    (
+        "ingest_http.py",
+        [
+            *("--events", "200000", "--mode", "live"),
+            *("--batch", "1000", "--clients", "4", "--with-queries"),
+        ],
+        ["--events", "2000", "--mode", "live", "--with-queries"],
+    ),
     (
         "query_metrics.py",
         ["--events", "100000", "--days", "7", "--repeat", "30"],
@@ -38,7 +48,11 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ),
     ("sdk_overhead.py", [], ["--quick"]),
     ("dashboard_load.py", ["--events", "100000"], ["--events", "2000", "--runs", "1"]),
-    ("scale.py", ["--events", "1000000"], ["--events", "5000", "--repeat", "2"]),
+    (
+        "scale.py",
+        ["--events", "1000000", "--under-load", "20"],
+        ["--events", "5000", "--repeat", "2", "--under-load", "2", "--load-batch", "500"],
+    ),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],
