@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -15,16 +16,16 @@ from agentwatch.schema import Event
 from agentwatch.server.ingest import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store.base import Filters
-from agentwatch.store.rollups import cover
+from agentwatch.store.rollups import DAY_US, MINUTE_US, cover
 
 T0 = 1_780_000_000_000_000  # an arbitrary instant, microseconds
 HOUR = 3_600_000_000
 
 
-def make(rng: random.Random, n: int) -> list[Event]:
+def make(rng: random.Random, n: int, t0: int = T0) -> list[Event]:
     out = []
     for i in range(n):
-        ts = T0 + rng.randrange(0, 50 * HOUR)
+        ts = t0 + rng.randrange(0, 50 * HOUR)
         out.append(
             Event(
                 id=f"e{i}",
@@ -60,7 +61,7 @@ def brute(events: list[dict], lo: int, hi: int, agent: str | None = None) -> dic
     }
 
 
-def check(store: SqlStore, rng: random.Random, windows: int = 40) -> None:
+def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 40) -> None:
     stored = store.query_events(Filters(), 1000, 0)
     offset = 1000
     while True:
@@ -70,7 +71,7 @@ def check(store: SqlStore, rng: random.Random, windows: int = 40) -> None:
         stored += page
         offset += 1000
     for _ in range(windows):
-        lo = T0 + rng.randrange(-HOUR, 52 * HOUR)
+        lo = t0 + rng.randrange(-HOUR, 52 * HOUR)
         hi = lo + rng.choice([59_000_000, 61 * 60_000_000, 5 * HOUR + 7, 60 * HOUR])
         agent = rng.choice([None, "b"])
         s = store.summary(lo, hi, Filters(agent_name=agent))
@@ -84,23 +85,71 @@ def check(store: SqlStore, rng: random.Random, windows: int = 40) -> None:
             assert s.p95 == pytest.approx(b["p95"], rel=0.0051)
 
 
-def test_rollups_match_raw_through_retries_prune_and_rebuild(tmp_path: Path) -> None:
+# Old data (minute rows past their horizon: ragged ends read raw) and data of
+# the last two days (minute rows used).
+RECENT_T0 = (time.time_ns() // 1000 - 47 * HOUR) // 60_000_000 * 60_000_000 + 1234567
+
+
+@pytest.mark.parametrize("t0", [T0, RECENT_T0], ids=["old", "recent"])
+def test_rollups_match_raw_through_retries_prune_and_rebuild(tmp_path: Path, t0: int) -> None:
     rng = random.Random(11)
     store = open_store(str(tmp_path / "r.db"))
     try:
-        evs = make(rng, 3000)
+        evs = make(rng, 3000, t0)
         rows = to_rows(evs, PriceBook())
         for i in range(0, len(rows), 250):
             store.insert_events(rows[i : i + 250])
             if i % 1000 == 0:  # a retried batch must not count twice
                 store.insert_events(rows[i : i + 250])
-        check(store, rng)
-        cut = T0 + 20 * HOUR + 17 * 60_000_000 + 123  # through an hour and a minute
+        check(store, rng, t0)
+        minutes_before = minute_rows(store)
+        store.prune_minute_rollups()  # only rows past the horizon go
+        assert minute_rows(store) == minutes_before
+        check(store, rng, t0)
+        cut = t0 + 20 * HOUR + 17 * 60_000_000 + 123  # through an hour and a minute
         deleted = store.delete_events_before(cut)
         assert deleted > 0
-        check(store, rng)
+        check(store, rng, t0)
         assert store.rebuild_rollups() == store.count_events()
-        check(store, rng)
+        check(store, rng, t0)
+    finally:
+        store.close()
+
+
+def minute_rows(store: SqlStore) -> list[tuple[int, int]]:
+    with store.engine.connect() as conn:
+        return sorted(
+            (int(b), int(n))
+            for b, n in conn.exec_driver_sql(
+                "SELECT bucket, n FROM rollups WHERE width = ?", (MINUTE_US,)
+            )
+        )
+
+
+def test_minute_rollups_are_kept_for_recent_data_only(tmp_path: Path) -> None:
+    now = time.time_ns() // 1000
+    store = open_store(str(tmp_path / "m.db"))
+    try:
+        ev = [
+            Event(
+                id=f"m{i}", task_name="t", agent_name="a", model="gpt-4o", timestamp=f"{ts / 1e6}"
+            )
+            for i, ts in enumerate([now - 10 * DAY_US, now - 3 * DAY_US, now - HOUR, now])
+        ]
+        store.insert_events(to_rows(ev, PriceBook()))
+        kept = minute_rows(store)
+        # Events older than the horizon (and its slack) get no minute row.
+        assert [b for b, _ in kept] == sorted(t // MINUTE_US * MINUTE_US for t in (now - HOUR, now))
+        # Rows that aged past the horizon are pruned; the rest stay.
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE rollups SET bucket = bucket - ? WHERE width = ? AND bucket = ?",
+                (3 * DAY_US, MINUTE_US, kept[0][0]),
+            )
+        assert store.prune_minute_rollups() == 1
+        assert minute_rows(store) == kept[1:]
+        s = store.summary(now - 11 * DAY_US, now, Filters())
+        assert s.requests == 4
     finally:
         store.close()
 
@@ -110,10 +159,13 @@ def test_cover_pieces_tile_the_range() -> None:
     for _ in range(500):
         lo = rng.randrange(0, 10**13)
         hi = lo + rng.randrange(1, 10**11)
-        pieces = cover(lo, hi)
+        horizon = rng.choice([None, lo + rng.randrange(-(10**10), 10**11)])
+        pieces = cover(lo, hi, minutes_from=horizon)
         assert pieces[0].lo == lo and pieces[-1].hi == hi
         for a, b in pairwise(pieces):
             assert a.hi == b.lo
         for p in pieces:
             if p.unit:
                 assert p.lo % p.unit == 0 and p.hi % p.unit == 0
+            if p.unit == MINUTE_US and horizon is not None:
+                assert p.lo >= horizon

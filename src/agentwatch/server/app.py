@@ -97,16 +97,11 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         writer.start()
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-        pruner = (
-            asyncio.create_task(_retention(store, settings.retention_days))
-            if settings.retention_days > 0
-            else None
-        )
+        upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.cancel()
+            upkeep.cancel()
             broadcaster.close_all()
             await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
@@ -180,23 +175,34 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
 
 
 RETENTION_EVERY_S = 3600.0  # the cut moves a day at a time; hourly is prompt enough
+MAINTENANCE_EVERY_S = 600.0
 DAY_US = 86_400_000_000
 
 
-async def _retention(store: Store, days: int) -> None:
-    """Delete events (and their rollups) older than `days` whole days, hourly.
+async def _maintenance(store: Store, retention_days: int) -> None:
+    """Periodic upkeep, each step on a worker thread in small transactions so
+    that ingest and queries never wait long:
 
-    The cut is aligned to midnight UTC, so whole rollup days go and no day
-    has to be recounted; the delete runs in small chunks on a worker thread
-    and never stops ingest or queries for long. Freed pages are reused by
-    later inserts.
+    - every ten minutes, drop minute rollup rows past their horizon
+      (store/rollups.py keeps minute detail for recent data only);
+    - hourly, with --retention-days N, delete events (and their rollups) older
+      than N whole days. The cut is aligned to midnight UTC, so whole rollup
+      days go and no day has to be recounted. Freed pages are reused by later
+      inserts.
     """
+    next_retention = 0.0
     while True:
-        cut = (int(time.time() * 1_000_000) - days * DAY_US) // DAY_US * DAY_US
         try:
-            n = await asyncio.to_thread(store.delete_events_before, cut)
-            if n:
-                log.info("retention: deleted %d events older than %d days", n, days)
+            await asyncio.to_thread(store.prune_minute_rollups)
         except Exception as e:  # the database may be briefly away; try next time
-            log.warning("retention run failed: %s", e)
-        await asyncio.sleep(RETENTION_EVERY_S)
+            log.warning("rollup upkeep failed: %s", e)
+        if retention_days > 0 and time.monotonic() >= next_retention:
+            next_retention = time.monotonic() + RETENTION_EVERY_S
+            cut = (int(time.time() * 1_000_000) - retention_days * DAY_US) // DAY_US * DAY_US
+            try:
+                n = await asyncio.to_thread(store.delete_events_before, cut)
+                if n:
+                    log.info("retention: deleted %d events older than %d days", n, retention_days)
+            except Exception as e:
+                log.warning("retention run failed: %s", e)
+        await asyncio.sleep(MAINTENANCE_EVERY_S)

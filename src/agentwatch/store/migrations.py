@@ -94,10 +94,19 @@ def _v3_more_units(conn: Connection) -> None:
     rebuild(conn)
 
 
+def _v4_four_hours(conn: Connection) -> None:
+    """Rollups gained four-hour rows, and minute rows are kept for the last
+    two days only: recount them from the events."""
+    from agentwatch.store.rollups import rebuild
+
+    rebuild(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
     (3, "ten-minute and day rollups (rebuilt from the events)", _v3_more_units),
+    (4, "four-hour rollups; minute rollups for recent data only", _v4_four_hours),
 ]
 
 LATEST = MIGRATIONS[-1][0]

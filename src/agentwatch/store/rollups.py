@@ -1,22 +1,25 @@
 """Pre-aggregated rollups: what keeps the metrics queries fast at any data size.
 
-Every committed event is also added, in the same transaction, to four rollup
-rows: its minute, its ten minutes, its hour and its day, keyed by (kind,
-agent, task, model). A rollup row holds counts and sums and a sparse latency
-histogram over the log-scale bins of store/sketch.py, so percentiles merge by
-adding counts.
+Every committed event is also added, in the same transaction, to five rollup
+rows: its minute, its ten minutes, its hour, its four hours and its day, keyed
+by (kind, agent, task, model). Minute rows are only kept for recent data (see
+MINUTE_HORIZON_US): they serve the 1-hour and 24-hour windows, and older ones
+would cost more disk than all the other units together. A rollup row holds
+counts and sums and a sparse latency histogram over the log-scale bins of
+store/sketch.py, so percentiles merge by adding counts.
 
-A query over [start, end] is cut into pieces: whole days from day rows, the
-leftover whole hours, then minutes, at each end from hour and minute rows,
-and the leftover seconds from the raw events. Results are exact for counts
-and sums; percentiles keep the sketch's error bound. The raw events stay the
-source of truth: the rollups can be rebuilt from them at any time
-(`agentwatch rebuild-rollups`).
+A query over [start, end] is cut into pieces: whole days from day rows, then
+the leftover whole four-hour spans, hours, ten minutes and (when recent)
+minutes at each end, and what is left (seconds, or minutes for old data) from
+the raw events. Results are exact for counts and sums; percentiles keep the
+sketch's error bound. The raw events stay the source of truth: the rollups can
+be rebuilt from them at any time (`agentwatch rebuild-rollups`).
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +31,41 @@ from agentwatch.store.tables import INSERT_COLUMNS
 MINUTE_US = 60_000_000
 TEN_MINUTES_US = 600_000_000
 HOUR_US = 3_600_000_000
+FOUR_HOURS_US = 4 * HOUR_US
 DAY_US = 86_400_000_000
 # Largest first; each unit divides the one before it. A piece is covered by
-# the coarsest unit that fits it: days keep a 30-day query to ~30 rows per
-# series, ten-minute rows serve 24-hour charts (10- and 20-minute buckets),
-# minutes serve 1-hour windows and the ragged ends of longer ones.
-UNITS_US: tuple[int, ...] = (DAY_US, HOUR_US, TEN_MINUTES_US, MINUTE_US)
+# the coarsest unit that fits it: days keep a 30-day summary to ~30 rows per
+# series, four-hour rows serve 30-day charts (4- and 12-hour buckets), hours
+# 7-day charts, ten-minute rows 24-hour charts (10- and 20-minute buckets),
+# minutes 1-hour windows and the ragged ends of longer recent ones.
+UNITS_US: tuple[int, ...] = (DAY_US, FOUR_HOURS_US, HOUR_US, TEN_MINUTES_US, MINUTE_US)
+
+# Minute rows are kept for buckets of the last two days only. At a steady
+# trickle of events nearly every event has a minute row of its own, so keeping
+# them for the whole history would add ~60 bytes per event on disk (measured at
+# 1M events over 30 days); past two days a window's ragged ends (under ten
+# minutes each) are read from the raw events instead. Readers use minute rows
+# only inside the horizon; writers keep writing them a little past it
+# (HORIZON_SLACK_US), and pruning deletes only what lies beyond that slack, so
+# servers whose clocks differ by less than the slack never read a minute row
+# that one of them skipped or pruned.
+MINUTE_HORIZON_US = 2 * DAY_US
+HORIZON_SLACK_US = HOUR_US
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def minute_floor(now: int | None = None) -> int:
+    """The oldest minute bucket a reader may use at `now`."""
+    return (now_us() if now is None else now) - MINUTE_HORIZON_US
+
+
+def minute_write_floor(now: int | None = None) -> int:
+    """Minute buckets older than this are neither written nor kept."""
+    return minute_floor(now) - HORIZON_SLACK_US
+
 
 _I = {name: INSERT_COLUMNS.index(name) for name in INSERT_COLUMNS}
 _TS, _KIND, _AGENT, _TASK, _MODEL = (
@@ -144,12 +176,13 @@ class Delta:
 Key = tuple[int, int, str, str, str, str]
 
 
-def deltas(rows: Iterable[tuple[Any, ...]]) -> dict[Key, Delta]:
+def deltas(rows: Iterable[tuple[Any, ...]], now: int | None = None) -> dict[Key, Delta]:
     """Aggregate ingest rows (INSERT_COLUMNS order) into per-rollup-row deltas.
 
     This runs on the ingest path for every event: rows are folded into minute
-    deltas in one flat loop, and the hour deltas are then made from the far
-    fewer minute deltas.
+    deltas in one flat loop, and the coarser deltas are then made from the far
+    fewer minute deltas. Minute deltas older than the horizon are dropped
+    (they still count in the coarser units).
     """
     minutes: dict[Key, Delta] = {}
     get = minutes.get
@@ -175,7 +208,8 @@ def deltas(rows: Iterable[tuple[Any, ...]]) -> dict[Key, Delta]:
         h = d.hist
         lb = r[_BIN]
         h[lb] = h.get(lb, 0) + 1
-    out = dict(minutes)
+    floor = minute_write_floor(now)
+    out = {k: d for k, d in minutes.items() if k[1] >= floor}
     finer = minutes
     for unit in reversed(UNITS_US[:-1]):  # each level from the next finer one
         coarser: dict[Key, Delta] = {}
@@ -204,18 +238,32 @@ class Piece:
     hi: int
 
 
-def cover(lo: int, hi: int, units: Sequence[int] = UNITS_US) -> list[Piece]:
-    """Cut [lo, hi) into rollup pieces (coarsest first) and raw leftovers."""
+def cover(
+    lo: int, hi: int, units: Sequence[int] = UNITS_US, minutes_from: int | None = None
+) -> list[Piece]:
+    """Cut [lo, hi) into rollup pieces (coarsest first) and raw leftovers.
+
+    Minute rows are used only at or after `minutes_from` (the horizon, see
+    minute_floor); before it, what no coarser unit covers is read raw.
+    """
     if lo >= hi:
         return []
     if not units:
         return [Piece(0, lo, hi)]
     u, rest = units[0], units[1:]
+    if u == MINUTE_US and minutes_from is not None and lo < minutes_from:
+        if hi <= minutes_from:
+            return cover(lo, hi, rest)
+        return [*cover(lo, minutes_from, rest), *cover(minutes_from, hi, units)]
     a = -(-lo // u) * u  # first unit boundary at or after lo
     b = hi // u * u  # last unit boundary at or before hi
     if a >= b:
-        return cover(lo, hi, rest)
-    return [*cover(lo, a, rest), Piece(u, a, b), *cover(b, hi, rest)]
+        return cover(lo, hi, rest, minutes_from)
+    return [
+        *cover(lo, a, rest, minutes_from),
+        Piece(u, a, b),
+        *cover(b, hi, rest, minutes_from),
+    ]
 
 
 # -- applying deltas ----------------------------------------------------------

@@ -22,7 +22,17 @@ from agentwatch.store.dialect import (
     pg_copy_insert,
 )
 from agentwatch.store.migrations import upgrade
-from agentwatch.store.rollups import UNITS_US, apply_deltas, cover, deltas, grouped_hists, rebuild
+from agentwatch.store.rollups import (
+    MINUTE_US,
+    UNITS_US,
+    apply_deltas,
+    cover,
+    deltas,
+    grouped_hists,
+    minute_floor,
+    minute_write_floor,
+    rebuild,
+)
 from agentwatch.store.sketch import grouped_percentiles, percentiles_np
 from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
@@ -183,6 +193,31 @@ class SqlStore:
                 rebuild(conn, ts_us, ts_us + 1)
         return total
 
+    def prune_minute_rollups(self, span_us: int = 4 * 3_600_000_000) -> int:
+        """Delete minute rollup rows past the horizon (rollups.MINUTE_HORIZON_US),
+        in small transactions; returns the rows deleted. The server runs this
+        every few minutes; queries never read those rows."""
+        floor = minute_write_floor()
+        total = 0
+        while True:
+            old = (
+                select(r.c.bucket)
+                .where(r.c.width == MINUTE_US, r.c.bucket < floor)
+                .order_by(r.c.bucket)
+                .limit(1)
+            )
+            with self._write() as conn:
+                first = conn.execute(old).scalar()
+                if first is None:
+                    return total
+                # A few hours of buckets per transaction keeps each delete
+                # short; the primary key (width, bucket, ...) finds the range.
+                upto = min(floor, int(first) + span_us)
+                n = conn.execute(
+                    delete(r).where(r.c.width == MINUTE_US, r.c.bucket >= first, r.c.bucket < upto)
+                ).rowcount
+            total += max(int(n), 0)
+
     # -- reads -----------------------------------------------------------
     @staticmethod
     def _where(
@@ -268,7 +303,7 @@ class SqlStore:
                 a = accs[g] = _Acc()
             return a
 
-        for p in cover(start_us, end_us + 1, units):
+        for p in cover(start_us, end_us + 1, units, minute_floor()):
             t = r if p.unit else events
             tcol = t.c.bucket if p.unit else t.c.ts
             conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
@@ -336,7 +371,7 @@ class SqlStore:
 
     def _agents(self, conn: Any, start_us: int, end_us: int, f: Filters) -> list[str]:
         names: set[str] = set()
-        for p in cover(start_us, end_us + 1):
+        for p in cover(start_us, end_us + 1, minutes_from=minute_floor()):
             t = r if p.unit else events
             tcol = t.c.bucket if p.unit else t.c.ts
             conds = [tcol >= p.lo, tcol < p.hi]
