@@ -80,21 +80,32 @@ def _open_store(db: str, migrate: bool = True, maintenance: bool = True) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from agentwatch.pricing import PriceBook, PriceFileError
-    from agentwatch.server.app import create_app
-    from agentwatch.server.settings import SETTINGS, Settings
-
-    settings = Settings(**{s.name: getattr(args, s.name) for s in SETTINGS})
-    level = settings.log_level.upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise CliError(f"unknown log level {settings.log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries start helper threads at import (numpy's math pool does). Hold
+    # SIGINT/SIGTERM while importing so that those threads inherit a mask that
+    # blocks both and a signal can only ever land on the main thread (one that
+    # landed on a helper thread raised KeyboardInterrupt at a random point of
+    # startup). Released again before the database is opened.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
-        prices = PriceBook.from_file(settings.prices)
-    except PriceFileError as e:
-        raise CliError(str(e)) from None
+        import uvicorn
+
+        from agentwatch.pricing import PriceBook, PriceFileError
+        from agentwatch.server.app import create_app
+        from agentwatch.server.settings import SETTINGS, Settings
+
+        settings = Settings(**{s.name: getattr(args, s.name) for s in SETTINGS})
+        level = settings.log_level.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise CliError(f"unknown log level {settings.log_level!r}")
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            prices = PriceBook.from_file(settings.prices)
+        except PriceFileError as e:
+            raise CliError(str(e)) from None
+    finally:
+        # Ctrl+C while the database is opened (a migration can take a while on
+        # a big one) stops the command at once; the migration rolls back.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     sock = _bind(settings.host, settings.port)
     store = _open_store(settings.db, maintenance=False)
     # Ctrl+C or SIGTERM that arrives before uvicorn has installed its own
