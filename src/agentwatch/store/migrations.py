@@ -95,8 +95,8 @@ def _v3_more_units(conn: Connection) -> None:
 
 
 def _v4_four_hours(conn: Connection) -> None:
-    """Rollups gained four-hour rows, and minute rows are kept for the last
-    two days only: recount them from the events."""
+    """Rollups gained four-hour rows and per-kind totals rows, and minute rows
+    are kept for the last two days only: recount them from the events."""
     from agentwatch.store.rollups import rebuild
 
     rebuild(conn)
@@ -106,7 +106,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
     (3, "ten-minute and day rollups (rebuilt from the events)", _v3_more_units),
-    (4, "four-hour rollups; minute rollups for recent data only", _v4_four_hours),
+    (4, "four-hour and totals rollups; minute rollups for recent data only", _v4_four_hours),
 ]
 
 LATEST = MIGRATIONS[-1][0]

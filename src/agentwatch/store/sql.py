@@ -24,16 +24,17 @@ from agentwatch.store.dialect import (
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.rollups import (
     MINUTE_US,
+    TOTAL,
     UNITS_US,
     apply_deltas,
     cover,
+    decode_many,
     deltas,
-    grouped_hists,
     minute_floor,
     minute_write_floor,
     rebuild,
 )
-from agentwatch.store.sketch import grouped_percentiles, percentiles_np
+from agentwatch.store.sketch import percentiles_by_group
 from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
 
@@ -269,7 +270,7 @@ class SqlStore:
 
     def first_timestamp_us(self, f: Filters) -> int | None:
         """Start of the first day holding an LLM call (the 'all' period's start)."""
-        conds = [r.c.width == UNITS_US[0], r.c.kind == "llm"]
+        conds = [r.c.width == UNITS_US[0], r.c.kind == "llm", r.c.agent_name != TOTAL]
         conds += [r.c[n] == v for n in DIMENSIONS if (v := getattr(f, n)) is not None]
         q = select(func.min(r.c.bucket)).where(*conds)
         with self.engine.connect() as conn:
@@ -295,7 +296,20 @@ class SqlStore:
         time bucket index (ts - origin) // width instead.
         """
         units = UNITS_US if width_us is None else tuple(u for u in UNITS_US if width_us % u == 0)
+        # With no agent, task or model filter and no grouping by one, the
+        # rollups' totals rows answer (one row per bucket, see rollups.TOTAL);
+        # otherwise they are left out.
+        totals = group is None and all(getattr(f, n) is None for n in DIMENSIONS)
         accs: dict[Any, _Acc] = {}
+        # Latency histogram records of every piece, flat: group index, bin, count.
+        gidx: dict[Any, int] = {}
+        rec_g: list[np.ndarray] = []
+        rec_b: list[np.ndarray] = []
+        rec_c: list[np.ndarray] = []
+
+        def gids(groups: list[Any]) -> np.ndarray:
+            ids = (gidx.setdefault(g, len(gidx)) for g in groups)
+            return np.fromiter(ids, dtype=np.int64, count=len(groups))
 
         def acc(g: Any) -> _Acc:
             a = accs.get(g)
@@ -309,6 +323,7 @@ class SqlStore:
             conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
             if p.unit:
                 conds.append(t.c.width == p.unit)
+                conds.append(t.c.agent_name == TOTAL if totals else t.c.agent_name != TOTAL)
             if kind is not None:
                 conds.append(t.c.kind == kind)
             for name in DIMENSIONS:
@@ -355,18 +370,29 @@ class SqlStore:
                 continue
             if p.unit:
                 rows = conn.execute(select(gexpr, t.c.hist).where(*conds)).all()
-                hists = grouped_hists([x[0] for x in rows], [x[1] for x in rows])
-                for g, (bins, counts) in hists.items():
-                    acc(g).add_hist(bins, counts)
+                if rows:
+                    lens, bins, counts = decode_many([x[1] for x in rows])
+                    rec_g.append(np.repeat(gids([x[0] for x in rows]), lens))
+                    rec_b.append(bins)
+                    rec_c.append(counts)
             else:
                 q = select(gexpr, t.c.latency_bin, func.count()).where(*conds)
-                per: dict[Any, tuple[list[int], list[int]]] = {}
-                for g, b, n in conn.execute(q.group_by(*gby, t.c.latency_bin)):
-                    lst = per.setdefault(g, ([], []))
-                    lst[0].append(int(b))
-                    lst[1].append(int(n))
-                for g, (bs, ns) in per.items():
-                    acc(g).add_hist(np.array(bs, dtype=np.int64), np.array(ns, dtype=np.int64))
+                rows = conn.execute(q.group_by(*gby, t.c.latency_bin)).all()
+                if rows:
+                    rec_g.append(gids([x[0] for x in rows]))
+                    rec_b.append(np.fromiter((x[1] for x in rows), np.int64, len(rows)))
+                    rec_c.append(np.fromiter((x[2] for x in rows), np.int64, len(rows)))
+        if want_hist and rec_b:
+            # Every group's percentiles in one pass over one count matrix.
+            pcts = percentiles_by_group(
+                np.concatenate(rec_g),
+                np.concatenate(rec_b),
+                np.concatenate(rec_c),
+                len(gidx),
+                PERCENTILES,
+            )
+            for g, i in gidx.items():
+                acc(g).pct = pcts[i]
         return accs
 
     def _agents(self, conn: Any, start_us: int, end_us: int, f: Filters) -> list[str]:
@@ -377,6 +403,7 @@ class SqlStore:
             conds = [tcol >= p.lo, tcol < p.hi]
             if p.unit:
                 conds.append(t.c.width == p.unit)
+                conds.append(t.c.agent_name != TOTAL)
             for name in DIMENSIONS:
                 v = getattr(f, name)
                 if v is not None:
@@ -391,7 +418,7 @@ class SqlStore:
             llm = self._collect(conn, start_us, end_us, f, "llm").get(0, _Acc())
             runs = self._collect(conn, start_us, end_us, f, "task", want_hist=False)
             agents = self._agents(conn, start_us, end_us, f)
-        p50, p95 = llm.percentiles((0.5, 0.95))
+        p50, p95 = llm.pct
         return Summary(
             requests=llm.n,
             errors=llm.errors,
@@ -414,9 +441,10 @@ class SqlStore:
                 conn, start_us, end_us, f, "llm", origin_us=origin_us, width_us=bucket_us
             )
         out: dict[int, dict[str, Any]] = {}
-        live = [(g, a) for g, a in accs.items() if a.n]
-        pcts = grouped_percentiles([a.hist for _, a in live], (0.5, 0.95))
-        for (g, a), (p50, p95) in zip(live, pcts, strict=True):
+        for g, a in accs.items():
+            if not a.n:
+                continue
+            p50, p95 = a.pct
             out[int(g)] = {
                 "requests": a.n,
                 "errors": a.errors,
@@ -439,7 +467,7 @@ class SqlStore:
         for name, a in accs.items():
             if not a.n:
                 continue
-            p50, p95 = a.percentiles((0.5, 0.95))
+            p50, p95 = a.pct
             out.append(
                 {
                     "name": name,
@@ -470,10 +498,14 @@ class SqlStore:
             yield conn
 
 
-class _Acc:
-    """Running totals and latency histogram pieces for one group."""
+# The latency percentiles every metric reports (p50, p95).
+PERCENTILES = (0.5, 0.95)
 
-    __slots__ = ("cost", "errors", "hist", "input_tokens", "latency_sum", "n", "output_tokens")
+
+class _Acc:
+    """Running totals of one group, and its latency percentiles once known."""
+
+    __slots__ = ("cost", "errors", "input_tokens", "latency_sum", "n", "output_tokens", "pct")
 
     def __init__(self) -> None:
         self.n = 0
@@ -482,15 +514,4 @@ class _Acc:
         self.latency_sum = 0.0
         self.input_tokens = 0
         self.output_tokens = 0
-        self.hist: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def add_hist(self, bins: np.ndarray, counts: np.ndarray) -> None:
-        if len(bins):
-            self.hist.append((bins, counts))
-
-    def percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
-        if not self.hist:
-            return [None for _ in qs]
-        bins = np.concatenate([b for b, _ in self.hist])
-        counts = np.concatenate([c for _, c in self.hist])
-        return percentiles_np(bins, counts, qs)
+        self.pct: list[float | None] = [None for _ in PERCENTILES]
