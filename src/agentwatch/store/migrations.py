@@ -102,11 +102,25 @@ def _v4_four_hours(conn: Connection) -> None:
     rebuild(conn)
 
 
+def _v5_binary_ids(conn: Connection) -> None:
+    """SQLite: ids that are canonical UUIDs become their 16 raw bytes (see
+    store/sql.py pack_id). PostgreSQL keeps text ids; nothing to do there."""
+    if conn.dialect.name != "sqlite":
+        return
+    from agentwatch.store.sql import pack_id
+
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.create_function("aw_pack_id", 1, pack_id, deterministic=True)
+    conn.execute(text("UPDATE events SET id = aw_pack_id(id) WHERE typeof(id) = 'text'"))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
     (3, "ten-minute and day rollups (rebuilt from the events)", _v3_more_units),
     (4, "four-hour and totals rollups; minute rollups for recent data only", _v4_four_hours),
+    (5, "SQLite: UUID ids stored as 16 bytes", _v5_binary_ids),
 ]
 
 LATEST = MIGRATIONS[-1][0]
