@@ -19,6 +19,9 @@ IDS = [
     "0192f3a4b5c67d8e9fa0b1c2d3e4f508",  # no hyphens: kept as text
     "run-42",
     "0192f3a4-b5c6-7d8e-9fa0-b1c2d3e4f50g",  # not hex
+    "0192f3a4-b5c6-7d8e-9fa0-b1c2d3e4f5 0",  # a space
+    "0192f3a4-b5c6-7d8e-9fa0-b1c2d3e4-5a0",  # a hyphen out of place
+    "0192f3a4-b5c6-7d8e-9fA0-b1c2d3e4f509",  # one uppercase digit
 ]
 
 
@@ -58,7 +61,7 @@ def test_ids_stored_compactly_and_read_back_exactly(tmp_path: Path) -> None:
         assert sorted(copied) == sorted(IDS)
     finally:
         store.close()
-    assert _types(db) == {"0": "blob", "1": "text", "2": "text", "3": "text", "4": "text"}
+    assert _types(db) == {str(n): "blob" if n == 0 else "text" for n in range(len(IDS))}
 
 
 def test_text_ids_of_an_older_database_are_converted(tmp_path: Path) -> None:

@@ -203,42 +203,76 @@ def deltas(rows: Iterable[tuple[Any, ...]], now: int | None = None) -> dict[Key,
         h = d.hist
         lb = r[_BIN]
         h[lb] = h.get(lb, 0) + 1
+    # Coarser levels, and the totals of each level, are folded from the level
+    # below; a coarser row fed by a single finer one shares its Delta (in
+    # live traffic almost all of them: a commit rarely spans two minutes).
     floor = minute_write_floor(now)
+    tot = _fold(minutes, _total_key)
     out = {k: d for k, d in minutes.items() if k[1] >= floor}
-    totals: dict[Key, Delta] = {}
-    _fold_totals(out, totals)
+    out.update((k, d) for k, d in tot.items() if k[1] >= floor)
     finer = minutes
-    for unit in reversed(UNITS_US[:-1]):  # each level from the next finer one
-        coarser: dict[Key, Delta] = {}
-        for (_, bucket, *dims), m in finer.items():
-            key2: Key = (unit, bucket - bucket % unit, *dims)  # type: ignore[assignment]
-            d = coarser.get(key2)
-            if d is None:
-                d = coarser[key2] = Delta()
-            _add(d, m)
-        out.update(coarser)
-        _fold_totals(coarser, totals)
-        finer = coarser
-    out.update(totals)
+    for unit in reversed(UNITS_US[:-1]):
+
+        def up(k: Key, unit: int = unit) -> Key:
+            return (unit, k[1] - k[1] % unit, k[2], k[3], k[4], k[5])
+
+        finer = _fold(finer, up)
+        tot = _fold(tot, up)
+        out.update(finer)
+        out.update(tot)
     return out
 
 
+def _total_key(k: Key) -> Key:
+    return (k[0], k[1], k[2], TOTAL, TOTAL, TOTAL)
+
+
+def _fold(level: dict[Key, Delta], key_of: Any) -> dict[Key, Delta]:
+    """Sum deltas by key_of(key). The Delta objects are never changed after
+    folding, so a group of one keeps its only member instead of a copy."""
+    out: dict[Key, Delta] = {}
+    owned: set[Key] = set()  # groups whose Delta was made here (safe to add to)
+    for k, m in level.items():
+        k2 = key_of(k)
+        d = out.get(k2)
+        if d is None:
+            out[k2] = m
+            continue
+        if k2 not in owned:
+            d = out[k2] = _copy(d)
+            owned.add(k2)
+        _add(d, m)
+    return out
+
+
+def _copy(m: Delta) -> Delta:
+    return Delta(
+        m.n,
+        m.errors,
+        m.cost,
+        m.latency_sum,
+        m.input_tokens,
+        m.output_tokens,
+        m.cache_read_tokens,
+        m.cache_write_tokens,
+        m.reasoning_tokens,
+        dict(m.hist),
+    )
+
+
 def _add(d: Delta, m: Delta) -> None:
-    for c in _SUM_COLS:
-        setattr(d, c, getattr(d, c) + getattr(m, c))
+    d.n += m.n
+    d.errors += m.errors
+    d.cost += m.cost
+    d.latency_sum += m.latency_sum
+    d.input_tokens += m.input_tokens
+    d.output_tokens += m.output_tokens
+    d.cache_read_tokens += m.cache_read_tokens
+    d.cache_write_tokens += m.cache_write_tokens
+    d.reasoning_tokens += m.reasoning_tokens
     h = d.hist
     for b, n in m.hist.items():
         h[b] = h.get(b, 0) + n
-
-
-def _fold_totals(level: dict[Key, Delta], totals: dict[Key, Delta]) -> None:
-    """Add one level's deltas into the totals rows of their (width, bucket, kind)."""
-    for (unit, bucket, kind, *_), m in level.items():
-        key: Key = (unit, bucket, kind, TOTAL, TOTAL, TOTAL)
-        d = totals.get(key)
-        if d is None:
-            d = totals[key] = Delta()
-        _add(d, m)
 
 
 # -- query side ---------------------------------------------------------------
