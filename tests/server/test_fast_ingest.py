@@ -118,9 +118,7 @@ def normalised(rows: list[tuple[Any, ...]], events: list[Event], t0: int, t1: in
 def error(e: Exception) -> tuple[Any, ...]:
     if isinstance(e, BatchError):
         return ("BatchError", e.status, e.message, e.errors)
-    # Not a rejection but a failure; today one case: metadata holding an int
-    # beyond 64 bits passes pydantic, then orjson.dumps in to_rows raises
-    # TypeError. The fast path leaves such bodies to that path, unchanged.
+    # Not a rejection but a failure: a bug in whichever path raised.
     return ("raised", type(e).__name__, str(e))
 
 

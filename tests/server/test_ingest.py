@@ -62,6 +62,24 @@ def test_brief_example_event_round_trips(server: ServerProcess) -> None:
     assert got["cache_read_tokens"] == 0
 
 
+def test_metadata_beyond_what_orjson_writes_is_stored(server: ServerProcess) -> None:
+    # pydantic accepts integers past 64 bits and NaN in metadata; both used to
+    # make the server fail with 500. They are stored as JSON readers can parse.
+    body = (
+        '{"events": [{"task_name": "t", "agent_name": "a", "model": "gpt-4o", '
+        '"metadata": {"big": 1000000000000000000000000000000, "nan": NaN, "s": "x"}}]}'
+    )
+    r = httpx.post(
+        server.url + "/api/events",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    [got] = stored(server.url)
+    assert got["metadata"] == {"big": 1e30, "nan": None, "s": "x"}
+
+
 def test_server_prices_events_without_cost(server: ServerProcess) -> None:
     # The brief's table, $ per million tokens (input, output).
     table = {

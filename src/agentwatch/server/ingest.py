@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -109,7 +111,6 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
     now = datetime.now(UTC)
     rates_of = prices.rates
     rates: dict[tuple[str, str | None], Rates] = {}
-    dumps = orjson.dumps
     for ev in events:
         eid = ev.id or new_id()
         if eid in seen:  # the same id twice in one batch is stored once
@@ -150,7 +151,7 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
                 ev.status,
                 ev.error_message,
                 (ts - _EPOCH) // _MICROSECOND,  # exact, unlike float seconds
-                dumps(meta).decode() if meta else None,
+                _meta_json(meta) if meta else None,
                 ev.kind,
                 ev.trace_id,
                 ev.parent_id,
@@ -442,6 +443,27 @@ def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row
             )
         )
     return rows, len(events)
+
+
+def _meta_json(meta: dict[str, Any]) -> str:
+    """metadata as stored JSON text. orjson refuses integers beyond 64 bits,
+    which pydantic accepts; those fall back to the standard library, with
+    NaN and infinities written as null (as orjson does), so that the stored
+    text is always JSON that the readers can parse."""
+    try:
+        return orjson.dumps(meta).decode()
+    except TypeError:
+        return json.dumps(_finite(meta), separators=(",", ":"), ensure_ascii=False)
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 _API_INDEX = [
