@@ -9,6 +9,7 @@ import os
 import platform
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,41 @@ def dashboard_queries(periods: tuple[str, ...] = ("24h",)) -> list[tuple[str, st
 def nearest_rank(sorted_xs: list[float], q: float) -> float:
     """The q-quantile of an ascending list, nearest-rank (as the server's)."""
     return sorted_xs[max(1, math.ceil(q * len(sorted_xs))) - 1]
+
+
+METRIC_PERIODS = ("1h", "24h", "7d", "30d", "all")
+
+
+def metrics_latency(c: Any, repeat: int, agent: str = "research-bot") -> list[dict[str, Any]]:
+    """p50/p95 (ms) of every metrics endpoint for every period, with and
+    without an agent filter, `repeat` calls each after one warm-up call;
+    `c` is an httpx.Client on the server."""
+    results = []
+    for name in ("summary", "timeseries", "breakdown"):
+        for period in METRIC_PERIODS:
+            for who in (None, agent):
+                params: dict[str, str] = {"period": period}
+                if name == "breakdown":
+                    params["group_by"] = "model"
+                if who:
+                    params["agent_name"] = who
+                c.get(f"/api/metrics/{name}", params=params).raise_for_status()
+                times = []
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    c.get(f"/api/metrics/{name}", params=params).raise_for_status()
+                    times.append((time.perf_counter() - t) * 1000)
+                times.sort()
+                results.append(
+                    {
+                        "endpoint": name,
+                        "period": period,
+                        "agent_filter": bool(who),
+                        "p50_ms": round(statistics.median(times), 2),
+                        "p95_ms": round(nearest_rank(times, 0.95), 2),
+                    }
+                )
+    return results
 
 
 def latency_stats(ms: list[float]) -> dict[str, Any]:

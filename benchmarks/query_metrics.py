@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -20,19 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Server, db_size, empty_pg, load, machine, make_events
-
-PERIODS = ("1h", "24h", "7d", "30d", "all")
-ENDPOINTS = {
-    "summary": {},
-    "timeseries": {},
-    "breakdown": {"group_by": "model"},
-}
-
-
-def pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[max(0, round(q * len(s)) - 1)]
+from _common import Server, db_size, empty_pg, load, machine, make_events, metrics_latency
 
 
 def main() -> None:
@@ -55,29 +42,8 @@ def main() -> None:
             t0 = time.perf_counter()
             load(srv.url, make_events(a.events, a.days))
             load_s = time.perf_counter() - t0
-            results = []
             with httpx.Client(base_url=srv.url, timeout=60) as c:
-                for name, extra in ENDPOINTS.items():
-                    for period in PERIODS:
-                        for agent in (None, "research-bot"):
-                            params = {"period": period, **extra}
-                            if agent:
-                                params["agent_name"] = agent
-                            c.get(f"/api/metrics/{name}", params=params).raise_for_status()
-                            times = []
-                            for _ in range(a.repeat):
-                                t = time.perf_counter()
-                                c.get(f"/api/metrics/{name}", params=params).raise_for_status()
-                                times.append((time.perf_counter() - t) * 1000)
-                            results.append(
-                                {
-                                    "endpoint": name,
-                                    "period": period,
-                                    "agent_filter": bool(agent),
-                                    "p50_ms": round(statistics.median(times), 2),
-                                    "p95_ms": round(pct(times, 0.95), 2),
-                                }
-                            )
+                results = metrics_latency(c, a.repeat)
         finally:
             srv.stop()
         size = db_size(db)

@@ -42,7 +42,6 @@ import json
 import multiprocessing as mp
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,7 @@ from _common import (
     latency_stats,
     machine,
     make_events,
-    nearest_rank,
+    metrics_latency,
 )
 
 from agentwatch.pricing import PER_MILLION, PriceBook
@@ -80,7 +79,6 @@ AGENTS = {
     "data-pipeline": (["extract", "classify"], ["gpt-3.5-turbo", "gpt-4o-mini"]),
     "sales-assistant": (["draft-email", "qualify-lead"], ["gpt-4o-mini", "gpt-4o"]),
 }
-PERIODS = ("1h", "24h", "7d", "30d", "all")
 PERIOD_SECONDS = {"1h": 3_600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 ACCURACY_PERIODS = ("1h", "24h", "7d", "30d")
 FILTER_AGENT = "research-bot"
@@ -269,35 +267,6 @@ def store_facts(db: str) -> tuple[int, int | None]:
     finally:
         con.close()
     return int(n), newest
-
-
-def quiet_queries(c: httpx.Client, repeat: int) -> list[dict[str, Any]]:
-    results = []
-    for name in ("summary", "timeseries", "breakdown"):
-        for period in PERIODS:
-            for agent in (None, FILTER_AGENT):
-                params: dict[str, str] = {"period": period}
-                if name == "breakdown":
-                    params["group_by"] = "model"
-                if agent:
-                    params["agent_name"] = agent
-                c.get(f"/api/metrics/{name}", params=params).raise_for_status()  # warm
-                times = []
-                for _ in range(repeat):
-                    t = time.perf_counter()
-                    c.get(f"/api/metrics/{name}", params=params).raise_for_status()
-                    times.append((time.perf_counter() - t) * 1000)
-                times.sort()
-                results.append(
-                    {
-                        "endpoint": name,
-                        "period": period,
-                        "agent_filter": bool(agent),
-                        "p50_ms": round(statistics.median(times), 2),
-                        "p95_ms": round(nearest_rank(times, 0.95), 2),
-                    }
-                )
-    return results
 
 
 def accuracy(c: httpx.Client, db: str) -> tuple[list[dict[str, Any]], float]:
@@ -523,7 +492,7 @@ def run(a: argparse.Namespace, db: str, log: Any) -> dict[str, Any]:
     load_result = None
     try:
         with httpx.Client(base_url=url, timeout=600) as c:
-            results = quiet_queries(c, a.repeat)
+            results = metrics_latency(c, a.repeat, FILTER_AGENT)
             note("exact percentiles in SQL")
             acc, acc_s = accuracy(c, db)
         rss = rss_mb(proc.pid)
