@@ -16,7 +16,14 @@ from agentwatch.schema import Event
 from agentwatch.server.ingest import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store.base import Filters
-from agentwatch.store.rollups import DAY_US, MINUTE_US, cover
+from agentwatch.store.rollups import (
+    DAY_US,
+    MINUTE_US,
+    cover,
+    decode_hist,
+    encode_hist,
+    merge_hist,
+)
 
 T0 = 1_780_000_000_000_000  # an arbitrary instant, microseconds
 HOUR = 3_600_000_000
@@ -169,3 +176,16 @@ def test_cover_pieces_tile_the_range() -> None:
                 assert p.lo % p.unit == 0 and p.hi % p.unit == 0
             if p.unit == MINUTE_US and horizon is not None:
                 assert p.lo >= horizon
+
+
+def test_merge_hist_adds_counts_small_and_large() -> None:
+    # Both code paths (plain dicts for small histograms, numpy for large).
+    rng = random.Random(5)
+    for _ in range(400):
+        a = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
+        b = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
+        want = dict(a)
+        for k, n in b.items():
+            want[k] = want.get(k, 0) + n
+        got = decode_hist(merge_hist(encode_hist(a), encode_hist(b)))
+        assert got == want and list(got) == sorted(got)
