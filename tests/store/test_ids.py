@@ -11,7 +11,7 @@ from agentwatch.schema import Event
 from agentwatch.server.ingest import to_rows
 from agentwatch.store import open_store
 from agentwatch.store.base import Filters
-from agentwatch.store.sql import pack_id, unpack_id
+from agentwatch.store.dialect import pack_id, unpack_id
 
 IDS = [
     str(uuid.UUID(int=0x0192F3A4B5C67D8E9FA0B1C2D3E4F506)),  # canonical: packed

@@ -80,23 +80,14 @@ def _v1_create(conn: Connection) -> None:
 
 def _v2_rollups(conn: Connection) -> None:
     """Minute and hour pre-aggregates, filled from the events already stored."""
-    from agentwatch.store.rollups import rebuild
     from agentwatch.store.tables import rollups
 
     metadata.create_all(conn, tables=[rollups])
-    rebuild(conn)
+    _recount_rollups(conn)
 
 
-def _v3_more_units(conn: Connection) -> None:
-    """Rollups gained day and ten-minute rows: recount them from the events."""
-    from agentwatch.store.rollups import rebuild
-
-    rebuild(conn)
-
-
-def _v4_four_hours(conn: Connection) -> None:
-    """Rollups gained four-hour rows and per-kind totals rows, and minute rows
-    are kept for the last two days only: recount them from the events."""
+def _recount_rollups(conn: Connection) -> None:
+    """The rollup units changed: recount every rollup row from the events."""
     from agentwatch.store.rollups import rebuild
 
     rebuild(conn)
@@ -104,10 +95,10 @@ def _v4_four_hours(conn: Connection) -> None:
 
 def _v5_binary_ids(conn: Connection) -> None:
     """SQLite: ids that are canonical UUIDs become their 16 raw bytes (see
-    store/sql.py pack_id). PostgreSQL keeps text ids; nothing to do there."""
+    store/dialect.py pack_id). PostgreSQL keeps text ids; nothing to do there."""
     if conn.dialect.name != "sqlite":
         return
-    from agentwatch.store.sql import pack_id
+    from agentwatch.store.dialect import pack_id
 
     raw = conn.connection.driver_connection
     assert raw is not None
@@ -118,8 +109,8 @@ def _v5_binary_ids(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
-    (3, "ten-minute and day rollups (rebuilt from the events)", _v3_more_units),
-    (4, "four-hour and totals rollups; minute rollups for recent data only", _v4_four_hours),
+    (3, "ten-minute and day rollups (rebuilt from the events)", _recount_rollups),
+    (4, "four-hour and totals rollups; minute rollups for recent data only", _recount_rollups),
     (5, "SQLite: UUID ids stored as 16 bytes", _v5_binary_ids),
 ]
 

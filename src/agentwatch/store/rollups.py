@@ -2,10 +2,11 @@
 
 Every committed event is also added, in the same transaction, to five rollup
 rows: its minute, its ten minutes, its hour, its four hours and its day, keyed
-by (kind, agent, task, model), and to the same five rows of its kind's totals
-(agent, task and model all ''; see TOTAL). Minute rows are only kept for recent data (see
-MINUTE_HORIZON_US): they serve the 1-hour and 24-hour windows, and older ones
-would cost more disk than all the other units together. A rollup row holds
+by (kind, agent, task, model), and to the same five rows of its kind's
+totals (agent, task and model all ''; see TOTAL). Minute rows are only kept
+for recent data (see MINUTE_HORIZON_US): they serve the 1-hour and 24-hour
+windows, and older ones would cost more disk than all the other units
+together. A rollup row holds
 counts and sums and a sparse latency histogram over the log-scale bins of
 store/sketch.py, so percentiles merge by adding counts.
 
@@ -129,8 +130,9 @@ def decode_hist(blob: bytes | None) -> dict[int, int]:
 def merge_hist(a: bytes | None, b: bytes | None) -> bytes:
     """Sum of two encoded histograms (registered in SQLite as aw_merge_hist).
 
-    Runs for every rollup row a commit touches, often with an hour or day
-    histogram of hundreds of bins on one side, so it merges in numpy.
+    Runs for every rollup row a commit touches: small histograms (most of an
+    import's) merge as dicts, large ones (an hour or day row's hundreds of
+    bins) in numpy.
     """
     if not a:
         return b or b""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,16 +16,19 @@ from agentwatch.store.dialect import (
     NOTIFY_CHANNEL,
     SqliteCheckpointer,
     begin_write,
-    insert_ignore_sql,
     make_engine,
     migration_lock,
     pg_copy_insert,
+    sqlite_insert,
+    unpack_id,
 )
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.rollups import (
+    FOUR_HOURS_US,
     MINUTE_US,
     TOTAL,
     UNITS_US,
+    Piece,
     apply_deltas,
     cover,
     decode_many,
@@ -41,47 +42,8 @@ from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
 
 c = events.c
-_CHUNK = 512
-
-
-@functools.cache
-def _multi_insert_sql(k: int) -> str:
-    row = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
-    return (
-        f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES "
-        + ", ".join(row for _ in range(k))
-        + " ON CONFLICT (id) DO NOTHING"
-    )
-
-
 _ERR = func.sum(case((c.status == "error", 1), else_=0))
 _PUBLIC = [col for col in events.columns if col.name not in ("seq", "latency_bin")]
-
-
-# SQLite stores an id that is a UUID in canonical form (lowercase hex, with
-# hyphens: what the SDK and the server make) as its 16 raw bytes instead of 36
-# characters. The id is kept twice (table and unique index), so this saves
-# about 40 bytes per event. The mapping is exact both ways; any other id
-# (uppercase, no hyphens, not a UUID) is stored as the text it is.
-def pack_id(value: str) -> str | bytes:
-    # Four hyphens in place, 32 lowercase hex digits: the canonical form.
-    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-":
-        h = value.replace("-", "")
-        if len(h) == 32 and h == h.lower():
-            try:
-                b = bytes.fromhex(h)
-            except ValueError:  # not hex
-                return value
-            if len(b) == 16:  # (fromhex skips spaces: they would make it shorter)
-                return b
-    return value
-
-
-def unpack_id(value: str | bytes) -> str:
-    if isinstance(value, bytes):
-        h = value.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return value
 
 
 def iso_from_us(us: int) -> str:
@@ -125,7 +87,6 @@ class SqlStore:
 
     def __init__(self, db: str) -> None:
         self.engine, self.backend = make_engine(db)
-        self._insert_sql = insert_ignore_sql(self.engine)
         self._checkpointer: SqliteCheckpointer | None = None
         self._tail: Any = None
 
@@ -182,7 +143,7 @@ class SqlStore:
             return self._insert_pg(rows)
         with self._write() as conn:
             before = conn.execute(select(func.max(c.seq))).scalar() or 0
-            inserted = self._insert_sqlite(conn, rows)
+            inserted = sqlite_insert(conn, rows)
             if inserted == len(rows):
                 apply_deltas(conn, deltas(rows))
                 return InsertResult(inserted, None)
@@ -192,30 +153,6 @@ class SqlStore:
             new_ids = {unpack_id(i) for (i,) in conn.execute(select(c.id).where(c.seq > before))}
             apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
             return InsertResult(inserted, new_ids)
-
-    def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> int:
-        """Insert with multi-row VALUES statements; returns rows inserted.
-
-        One statement carries up to 512 rows, so SQLite inserts them all in a
-        single step, with the GIL released throughout, instead of one step per
-        row as executemany does (measured: a third less CPU per event on the
-        writer thread). Chunk sizes are powers of two so that only ten
-        statement texts ever exist and all stay in the driver's cache.
-        """
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        width = len(INSERT_COLUMNS)
-        flat = list(itertools.chain.from_iterable(rows))
-        flat[0::width] = map(pack_id, flat[0::width])  # the id is each row's first value
-        inserted = 0
-        i, n = 0, len(rows)
-        while i < n:
-            k = _CHUNK
-            while k > n - i:
-                k //= 2
-            cur.execute(_multi_insert_sql(k), flat[i * width : (i + k) * width])
-            inserted += max(cur.rowcount, 0)
-            i += k
-        return inserted
 
     def _insert_pg(self, rows: list[tuple[Any, ...]]) -> InsertResult:
         # PostgreSQL branch: one statement whose RETURNING names the new rows,
@@ -259,7 +196,7 @@ class SqlStore:
                 rebuild(conn, ts_us, ts_us + 1)
         return total
 
-    def prune_minute_rollups(self, span_us: int = 4 * 3_600_000_000) -> int:
+    def prune_minute_rollups(self, span_us: int = FOUR_HOURS_US) -> int:
         """Delete minute rollup rows past the horizon (rollups.MINUTE_HORIZON_US),
         in small transactions; returns the rows deleted. The server runs this
         every few minutes; queries never read those rows."""
@@ -383,18 +320,9 @@ class SqlStore:
             return a
 
         for p in cover(start_us, end_us + 1, units, minute_floor()):
-            t = r if p.unit else events
-            tcol = t.c.bucket if p.unit else t.c.ts
-            conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
-            if p.unit:
-                conds.append(t.c.width == p.unit)
-                conds.append(t.c.agent_name == TOTAL if totals else t.c.agent_name != TOTAL)
+            t, tcol, conds = _piece(p, f, totals)
             if kind is not None:
                 conds.append(t.c.kind == kind)
-            for name in DIMENSIONS:
-                v = getattr(f, name)
-                if v is not None:
-                    conds.append(t.c[name] == v)
             if width_us is not None:
                 gexpr: Any = ((tcol - origin_us) // width_us).label("g")
             elif group is not None:
@@ -463,16 +391,7 @@ class SqlStore:
     def _agents(self, conn: Any, start_us: int, end_us: int, f: Filters) -> list[str]:
         names: set[str] = set()
         for p in cover(start_us, end_us + 1, minutes_from=minute_floor()):
-            t = r if p.unit else events
-            tcol = t.c.bucket if p.unit else t.c.ts
-            conds = [tcol >= p.lo, tcol < p.hi]
-            if p.unit:
-                conds.append(t.c.width == p.unit)
-                conds.append(t.c.agent_name != TOTAL)
-            for name in DIMENSIONS:
-                v = getattr(f, name)
-                if v is not None:
-                    conds.append(t.c[name] == v)
+            t, _, conds = _piece(p, f, totals=False)
             names.update(
                 a for (a,) in conn.execute(select(t.c.agent_name).distinct().where(*conds))
             )
@@ -561,6 +480,23 @@ class SqlStore:
         with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
             begin_write(conn)
             yield conn
+
+
+def _piece(p: Piece, f: Filters, totals: bool) -> tuple[Any, Any, list[ColumnElement[bool]]]:
+    """The table, time column and conditions that select one piece of a
+    window: rollup rows of its unit (only the totals rows, or none of them)
+    or raw events, within its range and the dimension filters."""
+    t = r if p.unit else events
+    tcol = t.c.bucket if p.unit else t.c.ts
+    conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
+    if p.unit:
+        conds.append(t.c.width == p.unit)
+        conds.append(t.c.agent_name == TOTAL if totals else t.c.agent_name != TOTAL)
+    for name in DIMENSIONS:
+        v = getattr(f, name)
+        if v is not None:
+            conds.append(t.c[name] == v)
+    return t, tcol, conds
 
 
 # The latency percentiles every metric reports (p50, p95).
