@@ -36,7 +36,7 @@ def test_zero_and_empty() -> None:
 def test_grouped_percentiles_match_one_by_one() -> None:
     import numpy as np
 
-    from agentwatch.store.sketch import grouped_percentiles, percentiles_np
+    from agentwatch.store.sketch import percentiles_by_group
 
     rng = random.Random(9)
     groups = []
@@ -47,11 +47,20 @@ def test_grouped_percentiles_match_one_by_one() -> None:
             bins = np.array([latency_bin(rng.lognormvariate(6, 1)) for _ in range(n)])
             parts.append((bins, np.ones(n, dtype=np.int64) * rng.randint(1, 4)))
         groups.append(parts)
-    got = grouped_percentiles(groups, (0.5, 0.95))
+    gid = [np.full(len(b), i) for i, parts in enumerate(groups) for b, _ in parts]
+    got = percentiles_by_group(
+        np.concatenate(gid),
+        np.concatenate([b for parts in groups for b, _ in parts]),
+        np.concatenate([c for parts in groups for _, c in parts]),
+        len(groups),
+        (0.5, 0.95),
+    )
     for parts, row in zip(groups, got, strict=True):
         if not parts:
             assert row == [None, None]
             continue
         b = np.concatenate([p[0] for p in parts])
         c = np.concatenate([p[1] for p in parts])
-        assert row == percentiles_np(b, c, (0.5, 0.95))
+        # One group on its own: the same answer as in the matrix of all 40.
+        assert row == percentiles_by_group(np.zeros(len(b)), b, c, 1, (0.5, 0.95))[0]
+        assert row == percentiles(zip(b.tolist(), c.tolist(), strict=True), (0.5, 0.95))

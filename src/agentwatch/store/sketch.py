@@ -57,43 +57,6 @@ def percentiles(counts: Iterable[tuple[int, int]], qs: Iterable[float]) -> list[
     return out
 
 
-def percentiles_np(bins: Any, counts: Any, qs: Iterable[float]) -> list[float | None]:
-    """Nearest-rank percentiles from numpy arrays of bins and their counts."""
-    import numpy as np
-
-    if len(bins) == 0:
-        return [None for _ in qs]
-    cum = np.cumsum(np.bincount(bins, weights=counts))
-    n = cum[-1]
-    if n <= 0:
-        return [None for _ in qs]
-    out: list[float | None] = []
-    for q in qs:
-        rank = max(1, math.ceil(q * n - 1e-9))
-        out.append(round(bin_value(int(np.searchsorted(cum, rank - 0.5))), 3))
-    return out
-
-
-def grouped_percentiles(
-    groups: list[list[tuple[Any, Any]]], qs: tuple[float, ...]
-) -> list[list[float | None]]:
-    """percentiles_np for many groups at once; `groups[i]` is a list of
-    (bins, counts) array pairs."""
-    import numpy as np
-
-    gi, bs, cs = [], [], []
-    for i, parts in enumerate(groups):
-        for b, c in parts:
-            gi.append(np.full(len(b), i, dtype=np.int64))
-            bs.append(b)
-            cs.append(c)
-    if not bs:
-        return [[None for _ in qs] for _ in groups]
-    return percentiles_by_group(
-        np.concatenate(gi), np.concatenate(bs), np.concatenate(cs), len(groups), qs
-    )
-
-
 def percentiles_by_group(
     gid: Any, bins: Any, counts: Any, ngroups: int, qs: tuple[float, ...]
 ) -> list[list[float | None]]:
