@@ -47,7 +47,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: str, *args: str) -> None:
+    """`agentwatch serve` on a free port of 127.0.0.1, ready once `ready`
+    answers 200; `started_s` is the time from process start to that answer."""
+
+    def __init__(
+        self, db: str, *args: str, ready: str = "/api/health", timeout: float = 30
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
@@ -67,14 +72,16 @@ class Server:
         ]
         # stderr to a file, not a pipe that nobody reads (a full one blocks the server).
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                if httpx.get(self.url + "/api/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + ready, timeout=5).status_code == 200:
+                    self.started_s = time.perf_counter() - t0
                     return
             except httpx.HTTPError:
-                time.sleep(0.05)
+                time.sleep(0.01)
         self.proc.kill()
         self.log.seek(0)
         raise RuntimeError(f"server did not start: {self.log.read().decode()[-2000:]}")

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,9 @@ from typing import Any
 import httpx
 
 from agentwatch import demo
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,44 +46,6 @@ PARTS = ("cards", "cost-chart", "latency-chart", "breakdown", "ready", "painted"
 GOAL_MS = 1000.0
 # Events per POST while loading the store.
 BATCH = 2_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(db: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentwatch",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--db",
-            str(db),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def fill(url: str, n: int) -> dict[str, float]:
@@ -172,13 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     result: dict[str, Any] = {"benchmark": "dashboard_load", "goal_ms": GOAL_MS}
-    proc = None
+    srv = None
     tmp = tempfile.TemporaryDirectory(prefix="agentwatch-bench-")
     try:
         if args.server:
             url = args.server.rstrip("/")
         else:
-            proc, url = start_server(Path(tmp.name) / "bench.db")
+            srv = Server(str(Path(tmp.name) / "bench.db"))
+            url = srv.url
             result["fill"] = fill(url, args.events)
         health = httpx.get(url + "/api/health", timeout=10).json()
         result["events_stored"] = health.get("events")
@@ -190,9 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         result["meets_goal"] = worst <= GOAL_MS
         result["machine"] = {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)}
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(15)
+        if srv is not None:
+            srv.stop()
         tmp.cleanup()
     print(json.dumps(result, indent=2))
     return 0

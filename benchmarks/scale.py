@@ -42,7 +42,6 @@ import json
 import multiprocessing as mp
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,9 +56,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
     QueryLoop,
+    Server,
     dashboard_queries,
     db_size,
-    free_port,
     latency_stats,
     machine,
     make_events,
@@ -415,44 +414,6 @@ def under_load(
 # -- main -----------------------------------------------------------------------
 
 
-def start_server(db: str, log: Any) -> tuple[subprocess.Popen[bytes], str, int, float]:
-    """Start `agentwatch serve` with its stderr to the file `log` (a pipe that
-    nobody reads would block the server once full, in a long run that logs
-    warnings); returns it, its URL and port, and the seconds from process
-    start to the first answered metrics request."""
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentwatch",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if httpx.get(url + "/api/metrics/summary", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"server exited: {log.read().decode()[-2000:]}") from None
-            time.sleep(0.01)
-    return proc, url, port, time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -470,12 +431,12 @@ def main() -> None:
     ap.add_argument("--load-clients", type=int, default=4)
     ap.add_argument("--load-batch", type=int, default=1000, help="events per POST under load")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
-        out = run(a, a.keep or str(Path(tmp) / "scale.db"), log)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = run(a, a.keep or str(Path(tmp) / "scale.db"))
     print(json.dumps(out, indent=2))
 
 
-def run(a: argparse.Namespace, db: str, log: Any) -> dict[str, Any]:
+def run(a: argparse.Namespace, db: str) -> dict[str, Any]:
     loaded = None
     if Path(db).exists():
         note(f"reusing {db}")
@@ -487,7 +448,10 @@ def run(a: argparse.Namespace, db: str, log: Any) -> dict[str, Any]:
     age_s = None if newest is None else round(time.time() - newest / 1e6)
     if age_s is not None and age_s > 3600:
         note(f"the newest event is {age_s / 3600:.1f} h old: short periods hold few events")
-    proc, url, port, first_answer_s = start_server(db, log)
+    # Ready once a metrics query answers; no deadline: a first start after an
+    # upgrade migrates the whole database.
+    srv = Server(db, ready="/api/metrics/summary", timeout=float("inf"))
+    url, port, first_answer_s = srv.url, srv.port, srv.started_s
     note(f"{stored:,} events; first answer {first_answer_s:.2f} s after start; quiet queries")
     load_result = None
     try:
@@ -495,15 +459,14 @@ def run(a: argparse.Namespace, db: str, log: Any) -> dict[str, Any]:
             results = metrics_latency(c, a.repeat, FILTER_AGENT)
             note("exact percentiles in SQL")
             acc, acc_s = accuracy(c, db)
-        rss = rss_mb(proc.pid)
+        rss = rss_mb(srv.proc.pid)
         if a.under_load > 0:
             note(f"under load for {a.under_load:g} s, {a.load_clients} ingest clients")
             load_result = under_load(
-                url, port, proc.pid, a.under_load, a.load_clients, a.load_batch, a.seed
+                url, port, srv.proc.pid, a.under_load, a.load_clients, a.load_batch, a.seed
             )
     finally:
-        proc.terminate()
-        proc.wait(30)
+        srv.stop()
     worst = max(results, key=lambda r: r["p95_ms"])
     errs = [r[k] for r in acc for k in ("p50_rel_err", "p95_rel_err") if r[k] is not None]
     return {
