@@ -96,6 +96,21 @@ def backend_db(backend: str, directory: Path) -> Iterator[str]:
         yield str(directory / "agentwatch.db")
 
 
+def serve_cmd(port: int, *args: str) -> list[str]:
+    """The command line of `agentwatch serve` on 127.0.0.1:`port`, plus `args`."""
+    return [
+        sys.executable,
+        "-m",
+        "agentwatch",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *args,
+    ]
+
+
 class ServerProcess:
     """`agentwatch serve` in a child process, on 127.0.0.1 and a free port."""
 
@@ -118,19 +133,7 @@ class ServerProcess:
             self.log_path = (log_dir or Path(tempfile_dir())) / f"server.{self.port}.log"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        cmd = [
-            sys.executable,
-            "-m",
-            "agentwatch",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--db",
-            self.db,
-            *self.extra_args,
-        ]
+        cmd = serve_cmd(self.port, "--db", self.db, *self.extra_args)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + timeout

@@ -140,14 +140,13 @@ def test_two_servers_share_stream_and_data_and_survive_a_kill(
 
 def test_serve_reads_db_url_from_environment(pg_url: str, tmp_path: Path) -> None:
     import os
-    import sys
 
-    from tests.conftest import free_port
+    from tests.conftest import free_port, serve_cmd
 
     port = free_port()
     env = {**os.environ, "AGENTWATCH_DB": pg_url.replace("postgres@", "postgres:hunter2@")}
     p = subprocess.Popen(
-        [sys.executable, "-m", "agentwatch", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        serve_cmd(port),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

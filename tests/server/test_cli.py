@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, serve_cmd
 from tests.server.test_ingest import ev, post
 
 
@@ -79,7 +79,7 @@ def test_env_db_is_honoured_and_banner_printed(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "AGENTWATCH_DB": str(db)}
     p = subprocess.Popen(
-        [sys.executable, "-m", "agentwatch", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        serve_cmd(port),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -165,18 +165,7 @@ def test_ctrl_c_during_startup_is_not_lost(tmp_path: Path) -> None:
     # server must still stop (it used to keep running, the signal swallowed).
     for i in range(3):
         p = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentwatch",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(free_port()),
-                "--db",
-                str(tmp_path / f"s{i}.db"),
-            ],
+            serve_cmd(free_port(), "--db", str(tmp_path / f"s{i}.db")),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
