@@ -55,17 +55,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _first_line(e: BaseException) -> str:
-    """The driver's own first line (SQLAlchemy's text adds SQL and parameters)."""
-    orig = getattr(e, "orig", None) or e
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
-
-
 def _open_store(db: str, migrate: bool = True, maintenance: bool = True) -> Any:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from agentwatch.store import StoreConfigError, open_store
+    from agentwatch.store.base import error_line
 
     try:
         shown = _shown_db(db)
@@ -76,7 +70,7 @@ def _open_store(db: str, migrate: bool = True, maintenance: bool = True) -> Any:
     except StoreConfigError as e:
         raise CliError(str(e)) from None
     except SQLAlchemyError as e:
-        raise CliError(f"cannot open database {shown}: {_first_line(e)}") from None
+        raise CliError(f"cannot open database {shown}: {error_line(e)}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -246,10 +240,12 @@ def cmd_migrate_db(args: argparse.Namespace) -> int:
 def _store_call(db: str, fn: Any, *a: Any) -> Any:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from agentwatch.store.base import error_line
+
     try:
         return fn(*a)
     except SQLAlchemyError as e:
-        raise CliError(f"database {_shown_db(db)}: {_first_line(e)}") from None
+        raise CliError(f"database {_shown_db(db)}: {error_line(e)}") from None
 
 
 def cmd_demo(argv: list[str]) -> int:

@@ -28,7 +28,7 @@ from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.ingest import Writer, row_to_api
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
-from agentwatch.store.base import Store
+from agentwatch.store.base import Store, error_line
 
 log = logging.getLogger("agentwatch.server")
 
@@ -137,8 +137,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         # retryable answer as a failed ingest commit, not a 500. Connections
         # are re-checked on the next checkout (pool_pre_ping), so this clears
         # by itself when the database is back.
-        orig = getattr(exc, "orig", None) or exc
-        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        first = error_line(exc)
         log.warning("storage unavailable: %s", first)
         return JSONResponse(
             {"detail": f"storage unavailable: {first}"},

@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 from agentwatch._ids import new_id
 from agentwatch.pricing import PriceBook, Rates
 from agentwatch.schema import EVENT_FIELDS, MAX_ERROR, MAX_ID, MAX_NAME, Event, EventBatch
-from agentwatch.store.base import Store
+from agentwatch.store.base import Store, error_line
 from agentwatch.store.sketch import latency_bin
 from agentwatch.store.tables import INSERT_COLUMNS
 
@@ -549,10 +549,7 @@ class Writer:
         try:
             result = self.store.insert_events(rows)
         except Exception as e:  # the store is down or broken: tell every waiter
-            # The driver's own first line: SQLAlchemy's text would add the
-            # statement and, on PostgreSQL, the whole batch as parameters.
-            orig = getattr(e, "orig", None) or e
-            msg = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            msg = error_line(e)
             log.error("commit of %d events failed: %s", len(rows), msg)
             for j in jobs:
                 _resolve(j, exc=StorageUnavailable(f"storage unavailable: {msg}"))

@@ -11,6 +11,15 @@ from typing import Any, Protocol
 DIMENSIONS: tuple[str, ...] = ("agent_name", "model", "task_name")
 
 
+def error_line(e: BaseException) -> str:
+    """A storage error in one line: the database driver's own first line.
+    SQLAlchemy's text of the same error adds the SQL and its parameters
+    (on PostgreSQL, a whole batch of events)."""
+    orig = getattr(e, "orig", None) or e
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Equality filters on event columns; None means no filter."""
