@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentwatch.pricing import PriceBook
-from agentwatch.server.ingest import to_rows
+from agentwatch.server.validate import to_rows
 from agentwatch.store import open_store
 from agentwatch.store.base import Filters
 from tests.pg.test_parity import _close, assert_same_answers

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentwatch.pricing import PriceBook
-from agentwatch.server.ingest import to_rows
+from agentwatch.server.validate import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store.base import DIMENSIONS, Filters
 from tests.store.test_rollups import HOUR, T0, make

@@ -29,7 +29,7 @@ import pytest
 
 from agentwatch.pricing import PriceBook, Rates
 from agentwatch.schema import EVENT_FIELDS, MAX_ERROR, MAX_ID, MAX_NAME, Event
-from agentwatch.server.ingest import BatchError, batch_rows, fast_rows, parse_batch, to_rows
+from agentwatch.server.validate import BatchError, batch_rows, fast_rows, parse_batch, to_rows
 from agentwatch.store.tables import INSERT_COLUMNS
 
 MAX_EVENTS = 1000

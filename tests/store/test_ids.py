@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import Event
-from agentwatch.server.ingest import to_rows
+from agentwatch.server.validate import to_rows
 from agentwatch.store import open_store
 from agentwatch.store.base import Filters
 from agentwatch.store.dialect import pack_id, unpack_id

@@ -131,7 +131,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 def test_delete_events_before_in_chunks(tmp_path: Path) -> None:
     from agentwatch.pricing import PriceBook
     from agentwatch.schema import Event
-    from agentwatch.server.ingest import to_rows
+    from agentwatch.server.validate import to_rows
 
     store = open_store(str(tmp_path / "r.db"))
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import Event
-from agentwatch.server.ingest import to_rows
+from agentwatch.server.validate import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store.base import Filters
 from agentwatch.store.rollups import (

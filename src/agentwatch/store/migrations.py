@@ -124,6 +124,12 @@ def current_version(conn: Connection) -> int:
     return int(v or 0)
 
 
+def applied_versions(conn: Connection) -> set[int]:
+    if "agentwatch_schema" not in inspect(conn).get_table_names():
+        return set()
+    return {int(v) for (v,) in conn.execute(text("SELECT version FROM agentwatch_schema"))}
+
+
 def upgrade(conn: Connection) -> list[int]:
     """Apply every pending migration; returns the versions applied.
 
@@ -133,9 +139,12 @@ def upgrade(conn: Connection) -> list[int]:
     metadata.create_all(conn, tables=[schema_version])
     conn.commit()
     applied = []
-    have = current_version(conn)
+    # Every migration not yet recorded runs, in order, rather than only those
+    # above the highest recorded: features developed side by side take
+    # version numbers out of order, and a database must get all of them.
+    have = applied_versions(conn)
     for version, desc, fn in MIGRATIONS:
-        if version <= have:
+        if version in have:
             continue
         fn(conn)
         conn.execute(

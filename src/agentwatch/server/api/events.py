@@ -17,7 +17,8 @@ from agentwatch.server.api.common import (
     state,
     to_us,
 )
-from agentwatch.server.ingest import BatchError, StorageUnavailable, batch_rows
+from agentwatch.server.ingest import StorageUnavailable
+from agentwatch.server.validate import BatchError, batch_rows
 from agentwatch.store.base import Filters
 
 router = APIRouter(prefix="/api", tags=["events"])
