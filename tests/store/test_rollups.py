@@ -1,5 +1,6 @@
-"""Rollups agree with the raw events over arbitrary windows, through retries,
-pruning and rebuilds."""
+"""Rollups agree with the raw events over arbitrary windows, in every state:
+events not yet built, built, old days dirty and recounted, through retries,
+pruning, retention, rebuilds and the cardinality guard."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,28 +17,24 @@ from agentwatch.pricing import PriceBook
 from agentwatch.schema import Event
 from agentwatch.server.validate import to_rows
 from agentwatch.store import SqlStore, open_store
+from agentwatch.store import rollups as ru
 from agentwatch.store.base import Filters
-from agentwatch.store.rollups import (
-    DAY_US,
-    MINUTE_US,
-    cover,
-    decode_hist,
-    encode_hist,
-    merge_hist,
-)
+from agentwatch.store.rollups import DAY_US, MINUTE_US, cover, decode_hist, encode_hist
 
 T0 = 1_780_000_000_000_000  # an arbitrary instant, microseconds
 HOUR = 3_600_000_000
 
 
-def make(rng: random.Random, n: int, t0: int = T0) -> list[Event]:
+def make(
+    rng: random.Random, n: int, t0: int = T0, tasks: Any = "xy", span: int = 50 * HOUR
+) -> list[Event]:
     out = []
     for i in range(n):
-        ts = t0 + rng.randrange(0, 50 * HOUR)
+        ts = t0 + rng.randrange(0, span)
         out.append(
             Event(
                 id=f"e{i}",
-                task_name=rng.choice("xy"),
+                task_name=rng.choice(tasks),
                 agent_name=rng.choice(["a", "b", "c"]),
                 model=rng.choice(["gpt-4o", "m2"]),
                 input_tokens=rng.randint(0, 900),
@@ -50,33 +48,43 @@ def make(rng: random.Random, n: int, t0: int = T0) -> list[Event]:
     return out
 
 
-def brute(events: list[dict], lo: int, hi: int, agent: str | None = None) -> dict:
+def _ts(e: dict[str, Any]) -> int:
     from datetime import datetime
 
-    sel = []
-    for e in events:
-        ts = round(datetime.fromisoformat(e["timestamp"]).timestamp() * 1e6)
-        if lo <= ts <= hi and e["kind"] == "llm" and (agent is None or e["agent_name"] == agent):
-            sel.append(e)
+    return round(datetime.fromisoformat(e["timestamp"]).timestamp() * 1e6)
+
+
+def brute(events: list[dict], lo: int, hi: int, agent: str | None = None) -> dict:
+    sel = [
+        e
+        for e in events
+        if lo <= _ts(e) <= hi and e["kind"] == "llm" and (agent is None or e["agent_name"] == agent)
+    ]
     lat = sorted(e["latency_ms"] for e in sel)
+    by_task: dict[str, int] = {}
+    for e in sel:
+        by_task[e["task_name"]] = by_task.get(e["task_name"], 0) + 1
     return {
         "n": len(sel),
         "errors": sum(e["status"] == "error" for e in sel),
         "cost": sum(e["cost_usd"] for e in sel),
         "tin": sum(e["input_tokens"] for e in sel),
         "p95": lat[math.ceil(0.95 * len(lat)) - 1] if lat else None,
+        "by_task": by_task,
     }
 
 
-def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 40) -> None:
-    stored = store.query_events(Filters(), 1000, 0)
-    offset = 1000
+def all_events(store: SqlStore) -> list[dict]:
+    out: list[dict] = []
     while True:
-        page = store.query_events(Filters(), 1000, offset)
+        page = store.query_events(Filters(), 1000, len(out))
         if not page:
-            break
-        stored += page
-        offset += 1000
+            return out
+        out += page
+
+
+def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 30) -> None:
+    stored = all_events(store)
     for _ in range(windows):
         lo = t0 + rng.randrange(-HOUR, 52 * HOUR)
         hi = lo + rng.choice([59_000_000, 61 * 60_000_000, 5 * HOUR + 7, 60 * HOUR])
@@ -90,32 +98,48 @@ def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 40) -> No
             assert s.p95 is None
         else:
             assert s.p95 == pytest.approx(b["p95"], rel=0.0051)
+        rows = store.breakdown("task_name", lo, hi, Filters(agent_name=agent))
+        assert {r["name"]: r["requests"] for r in rows} == b["by_task"]
+        width = rng.choice([MINUTE_US, 10 * MINUTE_US, HOUR, 2 * HOUR])
+        origin = lo // width * width
+        series = store.timeseries(lo, hi, origin, width, Filters(agent_name=agent))
+        assert sum(v["requests"] for v in series.values()) == b["n"]
 
 
-# Old data (minute rows past their horizon: ragged ends read raw) and data of
-# the last two days (minute rows used).
+# Old data (minute rows past their horizon: ragged ends read raw; days before
+# yesterday made dirty and recounted) and data of the last two days.
 RECENT_T0 = (time.time_ns() // 1000 - 47 * HOUR) // 60_000_000 * 60_000_000 + 1234567
 
 
 @pytest.mark.parametrize("t0", [T0, RECENT_T0], ids=["old", "recent"])
-def test_rollups_match_raw_through_retries_prune_and_rebuild(tmp_path: Path, t0: int) -> None:
+def test_rollups_match_raw_in_every_state(tmp_path: Path, t0: int) -> None:
     rng = random.Random(11)
     store = open_store(str(tmp_path / "r.db"))
     try:
-        evs = make(rng, 3000, t0)
-        rows = to_rows(evs, PriceBook())
+        rows = to_rows(make(rng, 3000, t0), PriceBook())
         for i in range(0, len(rows), 250):
             store.insert_events(rows[i : i + 250])
             if i % 1000 == 0:  # a retried batch must not count twice
                 store.insert_events(rows[i : i + 250])
+            if i == 1000:  # part built, part not
+                store.build_rollups()
+        check(store, rng, t0)  # the last batches are past the watermark
+        while store.build_rollups():
+            pass
+        assert store.pending_rollups()["events"] == 0
+        check(store, rng, t0)  # old days are dirty: read raw
+        while store.recount_dirty(quiet_us=0) != -1:
+            pass
+        assert store.pending_rollups() == {"events": 0, "dirty_days": 0}
+        check(store, rng, t0)  # everything from rollups and raw edges
+        store.insert_events(rows[:500])  # retried after the build: still once
+        store.build_rollups()
         check(store, rng, t0)
         minutes_before = minute_rows(store)
         store.prune_minute_rollups()  # only rows past the horizon go
         assert minute_rows(store) == minutes_before
-        check(store, rng, t0)
         cut = t0 + 20 * HOUR + 17 * 60_000_000 + 123  # through an hour and a minute
-        deleted = store.delete_events_before(cut)
-        assert deleted > 0
+        assert store.delete_events_before(cut) > 0
         check(store, rng, t0)
         assert store.rebuild_rollups() == store.count_events()
         check(store, rng, t0)
@@ -128,7 +152,8 @@ def minute_rows(store: SqlStore) -> list[tuple[int, int]]:
         return sorted(
             (int(b), int(n))
             for b, n in conn.exec_driver_sql(
-                "SELECT bucket, n FROM rollups WHERE width = ? AND agent_name <> ''", (MINUTE_US,)
+                "SELECT bucket, n FROM rollups WHERE unit = ? AND stype = ?",
+                (ru.MINUTE, ru.AGENT),
             )
         )
 
@@ -144,19 +169,86 @@ def test_minute_rollups_are_kept_for_recent_data_only(tmp_path: Path) -> None:
             for i, ts in enumerate([now - 10 * DAY_US, now - 3 * DAY_US, now - HOUR, now])
         ]
         store.insert_events(to_rows(ev, PriceBook()))
+        store.build_rollups()
+        while store.recount_dirty(quiet_us=0) != -1:
+            pass
         kept = minute_rows(store)
         # Events older than the horizon (and its slack) get no minute row.
         assert [b for b, _ in kept] == sorted(t // MINUTE_US * MINUTE_US for t in (now - HOUR, now))
         # Rows that aged past the horizon are pruned; the rest stay.
         with store.engine.begin() as conn:
             conn.exec_driver_sql(
-                "UPDATE rollups SET bucket = bucket - ? WHERE width = ? AND bucket = ?",  # + totals
-                (3 * DAY_US, MINUTE_US, kept[0][0]),
+                "UPDATE rollups SET bucket = bucket - ? WHERE unit = ? AND bucket = ?",
+                (3 * DAY_US, ru.MINUTE, kept[0][0]),
             )
-        assert store.prune_minute_rollups() == 2  # the agent's row and the totals row
+        # The agent's, task's and model's rows and the totals row.
+        assert store.prune_minute_rollups() == 4
         assert minute_rows(store) == kept[1:]
         s = store.summary(now - 11 * DAY_US, now, Filters())
         assert s.requests == 4
+    finally:
+        store.close()
+
+
+def test_old_dated_events_make_their_day_dirty_until_recounted(tmp_path: Path) -> None:
+    """An import into past days is not folded event by event: the day is
+    marked dirty, read raw meanwhile, and recounted whole."""
+    now = time.time_ns() // 1000
+    store = open_store(str(tmp_path / "d.db"))
+    try:
+        old = now - 10 * DAY_US
+        ev = [
+            Event(id=f"d{i}", task_name="t", agent_name="a", model="gpt-4o", timestamp=f"{t / 1e6}")
+            for i, t in enumerate([old, old + 1, now])
+        ]
+        store.insert_events(to_rows(ev, PriceBook()))
+        store.build_rollups()
+        day = old - old % DAY_US
+        with store.engine.connect() as conn:
+            assert set(ru.dirty_days(conn)) == {day}
+            # Nothing of that day in the rollups yet; today's event is.
+            n = conn.exec_driver_sql(
+                "SELECT count(*) FROM rollups WHERE bucket >= ? AND bucket < ?",
+                (day, day + DAY_US),
+            ).scalar()
+        assert n == 0
+        assert store.summary(now - 11 * DAY_US, now, Filters()).requests == 3
+        # Not recounted while events keep arriving for it (quiet for 2 s first).
+        assert store.recount_dirty() == -1
+        assert store.recount_dirty(quiet_us=0) == day
+        with store.engine.connect() as conn:
+            assert ru.dirty_days(conn) == {}
+        assert store.summary(now - 11 * DAY_US, now, Filters()).requests == 3
+    finally:
+        store.close()
+
+
+def test_cardinality_guard_gives_up_a_bucket_and_stays_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Task names that hold ids: past MAX_KEYS distinct values in a bucket,
+    that series type gives the bucket up and queries read it raw."""
+    monkeypatch.setattr(ru, "MAX_KEYS", 50)
+    rng = random.Random(3)
+    t0 = (time.time_ns() // 1000 - 3 * HOUR) // HOUR * HOUR
+    store = open_store(str(tmp_path / "g.db"))
+    try:
+        tasks = [f"ticket-{i}" for i in range(400)]
+        rows = to_rows(make(rng, 2000, t0, tasks=tasks, span=HOUR // 3), PriceBook())
+        for i in range(0, len(rows), 300):
+            store.insert_events(rows[i : i + 300])
+            store.build_rollups()
+        with store.engine.connect() as conn:
+            over = ru.load_overflowed(conn)
+            kept = conn.exec_driver_sql(
+                "SELECT count(*) FROM rollups WHERE stype = ? AND unit = ?", (ru.TASK, ru.HOUR)
+            ).scalar()
+        # The task series gave up its hour and day (and the pairs with tasks);
+        # agents and models (3 and 2 values) are kept whole.
+        assert {(u, s) for u, s, _ in over} >= {(ru.HOUR, ru.TASK), (ru.DAY, ru.TASK)}
+        assert {s for _, s, _ in over} <= {ru.TASK, ru.AGENT_TASK, ru.TASK_MODEL}
+        assert kept == 0
+        check(store, rng, t0 - HOUR, windows=15)
     finally:
         store.close()
 
@@ -172,20 +264,18 @@ def test_cover_pieces_tile_the_range() -> None:
         for a, b in pairwise(pieces):
             assert a.hi == b.lo
         for p in pieces:
-            if p.unit:
-                assert p.lo % p.unit == 0 and p.hi % p.unit == 0
-            if p.unit == MINUTE_US and horizon is not None:
+            if p.unit is not None:
+                w = ru.WIDTH[p.unit]
+                assert p.lo % w == 0 and p.hi % w == 0
+            if p.unit == ru.MINUTE and horizon is not None:
                 assert p.lo >= horizon
 
 
-def test_merge_hist_adds_counts_small_and_large() -> None:
-    # Both code paths (plain dicts for small histograms, numpy for large).
+def test_histogram_codec_round_trips() -> None:
     rng = random.Random(5)
-    for _ in range(400):
-        a = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
-        b = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
-        want = dict(a)
-        for k, n in b.items():
-            want[k] = want.get(k, 0) + n
-        got = decode_hist(merge_hist(encode_hist(a), encode_hist(b)))
-        assert got == want and list(got) == sorted(got)
+    for _ in range(200):
+        h = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
+        blob = encode_hist(h)
+        assert decode_hist(blob) == h and list(decode_hist(blob)) == sorted(h)
+        lens, bins, counts = ru.decode_many([blob, blob])
+        assert list(lens) == [len(h), len(h)] and int(counts.sum()) == 2 * sum(h.values())

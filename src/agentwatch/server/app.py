@@ -25,10 +25,11 @@ from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
 from agentwatch.server.api import events, health, metrics, stream
 from agentwatch.server.broadcast import Broadcaster
-from agentwatch.server.ingest import Writer, row_to_api
+from agentwatch.server.ingest import Writer
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Store, error_line
+from agentwatch.store.codec import to_api
 
 log = logging.getLogger("agentwatch.server")
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     def publish(rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        msgs = ["data: " + orjson.dumps(row_to_api(r)).decode() + "\n\n" for r in rows]
+        msgs = ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in rows]
         loop = st.loop
         if loop is not None:
             loop.call_soon_threadsafe(broadcaster.publish, msgs)
@@ -73,7 +74,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             return
         for i in range(0, len(rows), tail_slice):
             part = rows[i : i + tail_slice]
-            msgs = ["data: " + orjson.dumps(row_to_api(r)).decode() + "\n\n" for r in part]
+            msgs = ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in part]
             fut = asyncio.run_coroutine_threadsafe(deliver(msgs), loop)
             try:
                 fut.result(timeout=5)

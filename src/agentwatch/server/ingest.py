@@ -16,13 +16,12 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from sqlalchemy.exc import DataError, IntegrityError
 
-from agentwatch.schema import EVENT_FIELDS
 from agentwatch.store.base import Store, error_line
+from agentwatch.store.sql import BUILD_ROWS
 from agentwatch.store.tables import INSERT_COLUMNS
 
 log = logging.getLogger("agentwatch.ingest")
@@ -31,19 +30,24 @@ log = logging.getLogger("agentwatch.ingest")
 # commit, small enough that a transaction never holds the write lock for long.
 MAX_ROWS_PER_COMMIT = 20_000
 
-_API_INDEX = [
-    (name, INSERT_COLUMNS.index("ts" if name == "timestamp" else name)) for name in EVENT_FIELDS
-]
+# Rollups are built (store.build_rollups) at least this often while ingest
+# runs: each build rewrites every rollup row the events since the last one
+# touched, so the cost follows the rows touched per second, not the events;
+# a second keeps the raw tail that queries add up themselves to a second of
+# traffic. When ingest pauses they are built at once (IDLE_BUILD_S), so a quiet
+# server has no tail at all.
+BUILD_EVERY_S = 1.0
+IDLE_BUILD_S = 0.05
+# SQLite's WAL is copied back into the database and truncated by this thread
+# between its own transactions, this often: the WAL never holds more than
+# about a second of writes (store.checkpoint).
+CHECKPOINT_EVERY_S = 1.0
+# Days made dirty by old-dated events are recounted when quiet, and at least
+# this often under continuous load (store.recount_dirty decides which is due).
+RECOUNT_EVERY_S = 5.0
+
 _TS = INSERT_COLUMNS.index("ts")
-_META = INSERT_COLUMNS.index("metadata")
-
-
-def row_to_api(row: tuple[Any, ...]) -> dict[str, Any]:
-    """An ingested row as GET /api/events and the live stream show it."""
-    d = {name: row[i] for name, i in _API_INDEX}
-    d["timestamp"] = datetime.fromtimestamp(row[_TS] / 1_000_000, UTC).isoformat()
-    d["metadata"] = orjson.loads(row[_META]) if row[_META] else {}
-    return d
+_ID = INSERT_COLUMNS.index("id")
 
 
 @dataclass
@@ -58,8 +62,18 @@ class StorageUnavailable(RuntimeError):
     """The store could not commit; the client should retry (503)."""
 
 
+class BatchRefused(ValueError):
+    """The store refused this batch's own data (422): a retry cannot help."""
+
+
+# Errors that mean the data, not the database, is at fault.
+_DATA_ERRORS: tuple[type[BaseException], ...] = (DataError, IntegrityError)
+
+
 class Writer:
-    """The single thread that writes to the store (group commit)."""
+    """The single thread that writes to the store: group commit of ingest,
+    rollup builds, recounts of dirty days and (SQLite) WAL checkpoints, all
+    on one thread so they never contend for the write lock."""
 
     def __init__(self, store: Store, on_commit: Any = None) -> None:
         self.store = store
@@ -69,6 +83,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="agentwatch-writer", daemon=True)
         self.committed_events = 0
         self.commits = 0
+        self.builds = 0
+        self._upkeep_errors = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -80,44 +96,104 @@ class Writer:
         return await fut
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Commit everything queued, then end the thread."""
+        """Commit everything queued, build the rollups, then end the thread."""
         self._q.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        now = time.monotonic()
+        last_build = last_ckpt = last_recount = now
+        to_build = True  # events left past the watermark by an earlier run
         stopping = False
         while not stopping:
-            job = self._q.get()
-            if job is None:
+            wait = IDLE_BUILD_S if to_build else 1.0
+            try:
+                job = self._q.get(timeout=wait)
+                idle = False
+            except queue.Empty:
+                job, idle = None, True
+            else:
+                if job is None:
+                    break
+            if job is not None:
+                stopping = self._commit_group(job)
+                to_build = True
+            now = time.monotonic()
+            if to_build and (idle or now - last_build >= BUILD_EVERY_S):
+                to_build = self._upkeep(self.store.build_rollups) == BUILD_ROWS
+                last_build = now
+            if now - last_recount >= (1.0 if idle else RECOUNT_EVERY_S):
+                self._upkeep(self.store.recount_dirty)
+                last_recount = now
+            if now - last_ckpt >= CHECKPOINT_EVERY_S:
+                self._upkeep(self.store.checkpoint)
+                last_ckpt = now
+        # Stopping: what was committed gets built before the process goes.
+        while self._upkeep(self.store.build_rollups) == BUILD_ROWS:
+            pass
+
+    def _commit_group(self, job: _Job) -> bool:
+        """Commit `job` and every job already queued behind it (up to
+        MAX_ROWS_PER_COMMIT rows) in one transaction; True if a stop request
+        was among them."""
+        jobs = [job]
+        n = len(job.rows)
+        stopping = False
+        while n < MAX_ROWS_PER_COMMIT:
+            try:
+                nxt = self._q.get_nowait()
+            except queue.Empty:
                 break
-            jobs = [job]
-            n = len(job.rows)
-            while n < MAX_ROWS_PER_COMMIT:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                jobs.append(nxt)
-                n += len(nxt.rows)
-            self._commit(jobs)
+            if nxt is None:
+                stopping = True
+                break
+            jobs.append(nxt)
+            n += len(nxt.rows)
+        self._commit(jobs)
+        return stopping
+
+    def _upkeep(self, step: Any) -> Any:
+        """Run one upkeep step; a failure (the database briefly away) is
+        logged, never fatal: the next turn tries again."""
+        try:
+            out = step()
+        except Exception as e:
+            self._upkeep_errors += 1
+            if self._upkeep_errors <= 3 or self._upkeep_errors % 100 == 0:
+                log.warning(
+                    "store upkeep (%s) failed: %s", getattr(step, "__name__", step), error_line(e)
+                )
+            return None
+        if step == self.store.build_rollups:
+            self.builds += 1
+        return out
 
     def _commit(self, jobs: list[_Job]) -> None:
         rows = [r for j in jobs for r in j.rows]
-        if len(jobs) > 1:  # the same id in two requests of one commit: keep the first
-            first: dict[str, tuple[Any, ...]] = {}
+        if len(jobs) > 1:  # one event in two requests of one commit: keep the first
+            first: dict[tuple[int, str], tuple[Any, ...]] = {}
             for r in rows:
-                first.setdefault(r[0], r)
+                first.setdefault((r[_TS], r[_ID]), r)
             rows = list(first.values())
         try:
             result = self.store.insert_events(rows)
-        except Exception as e:  # the store is down or broken: tell every waiter
+        except Exception as e:
+            if len(jobs) > 1:
+                # One request's data may be at fault: commit each alone, so
+                # that only the one at fault fails and the others go through.
+                for j in jobs:
+                    self._commit([j])
+                return
             msg = error_line(e)
-            log.error("commit of %d events failed: %s", len(rows), msg)
+            exc: Exception
+            if isinstance(e, _DATA_ERRORS):
+                log.warning("batch of %d events refused by the store: %s", len(rows), msg)
+                exc = BatchRefused(f"the store refused this batch: {msg}")
+            else:  # the store is down or broken
+                log.error("commit of %d events failed: %s", len(rows), msg)
+                exc = StorageUnavailable(f"storage unavailable: {msg}")
             for j in jobs:
-                _resolve(j, exc=StorageUnavailable(f"storage unavailable: {msg}"))
+                _resolve(j, exc=exc)
             return
         self.commits += 1
         self.committed_events += result.inserted
@@ -125,8 +201,9 @@ class Writer:
             _resolve(j, value=len(j.rows))
         if self.on_commit is not None:
             new = rows
-            if result.new_ids is not None:
-                new = [r for r in rows if r[0] in result.new_ids]
+            keys = result.new_keys
+            if keys is not None:
+                new = [r for r in rows if (r[_TS], r[_ID]) in keys]
             try:
                 self.on_commit(new)
             except Exception:  # the live stream must never take ingest down

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Store, Summary
-from agentwatch.store.dialect import StoreConfigError
+from agentwatch.store.dialect import Backend, StoreConfigError
 from agentwatch.store.sql import SqlStore
 
 
@@ -23,6 +23,7 @@ def open_store(db: str, migrate: bool = True, maintenance: bool = True) -> SqlSt
 
 __all__ = [
     "DIMENSIONS",
+    "Backend",
     "Filters",
     "InsertResult",
     "SqlStore",

@@ -31,20 +31,25 @@ class Filters:
     kind: str | None = None
     trace_id: str | None = None
     parent_id: str | None = None
+    provider: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
     # Time range in epoch microseconds: since <= ts <= until.
     since_us: int | None = None
     until_us: int | None = None
-
-    def items(self) -> list[tuple[str, str]]:
-        names = ("agent_name", "task_name", "model", "status", "kind", "trace_id", "parent_id")
-        return [(n, v) for n in names if (v := getattr(self, n)) is not None]
 
 
 @dataclass(frozen=True, slots=True)
 class InsertResult:
     inserted: int
-    # None when every row was new; otherwise the ids that were new.
-    new_ids: set[str] | None
+    # None when every row was new; otherwise the (ts, id) of the rows that
+    # were new (an event is a repeat when one with the same timestamp and id
+    # is already stored).
+    new_keys: set[tuple[int, str]] | None
+
+    @property
+    def new_ids(self) -> set[str] | None:
+        return None if self.new_keys is None else {i for _, i in self.new_keys}
 
 
 @dataclass(slots=True)
@@ -66,13 +71,30 @@ class Store(Protocol):
     thread-safe: the server calls reads from a thread pool and writes from one
     writer thread."""
 
-    backend: str
+    backend: str  # "sqlite" or "postgresql" (dialect.Backend)
 
     def insert_events(self, rows: list[tuple[Any, ...]]) -> InsertResult:
         """Insert rows (tuples in tables.INSERT_COLUMNS order, validated and
-        priced) in one transaction; rows
-        whose id is already stored are skipped."""
+        priced) in one transaction; rows whose (timestamp, id) is already
+        stored are skipped. Readers see them at once; the pre-aggregates catch
+        up at the next build_rollups."""
         ...
+
+    def build_rollups(self, max_rows: int = ...) -> int:
+        """Fold events committed since the last build into the pre-aggregates;
+        returns how many were read (0: caught up). The writer calls it."""
+        ...
+
+    def recount_dirty(self, quiet_us: int = ..., max_age_us: int = ...) -> int:
+        """Recount one day that old-dated events made dirty, if due; returns
+        the day (epoch us) or -1."""
+        ...
+
+    def checkpoint(self) -> bool:
+        """SQLite: move the WAL into the database file (writer, between commits)."""
+        ...
+
+    def pending_rollups(self) -> dict[str, int]: ...
 
     def query_events(self, f: Filters, limit: int, offset: int) -> list[dict[str, Any]]: ...
 
@@ -93,8 +115,6 @@ class Store(Protocol):
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int: ...
 
     def prune_minute_rollups(self) -> int: ...
-
-    def start_maintenance(self) -> None: ...
 
     def start_tail(
         self,

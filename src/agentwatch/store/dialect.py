@@ -1,24 +1,33 @@
 """The one seam where SQLite and PostgreSQL differ.
 
 Everything else in the store is backend-neutral SQLAlchemy Core. What differs:
-how an engine is created and tuned, the insert-or-skip statement used for
-idempotent ingest, and how concurrent servers serialize migrations.
+how an engine is created and tuned, the bulk insert-or-skip statement of
+ingest, insert-or-ignore, how concurrent servers serialize their writes and
+migrations, and (SQLite) how the WAL is kept small.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import itertools
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from agentwatch.store.rollups import merge_hist
-from agentwatch.store.tables import INSERT_COLUMNS
+from agentwatch.store.tables import STORED_COLUMNS
+
+log = logging.getLogger("agentwatch.store")
+
+
+class Backend(enum.StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
 
 
 class StoreConfigError(ValueError):
@@ -29,12 +38,19 @@ def is_url(db: str) -> bool:
     return "://" in db
 
 
-def make_engine(db: str) -> tuple[Engine, str]:
-    """Engine and backend name for a path (SQLite) or a database URL."""
+def make_engine(db: str) -> tuple[Engine, Backend]:
+    """Engine and backend for a path (SQLite) or a database URL."""
     if not is_url(db) or db.startswith("sqlite"):
-        return _sqlite_engine(db), "sqlite"
+        return _sqlite_engine(db), Backend.SQLITE
     url = make_url(db)
     if url.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StoreConfigError(
+                "PostgreSQL needs its driver: pip install 'agentwatch[postgres]' "
+                "(or: pip install 'psycopg[binary]')"
+            ) from None
         url = url.set(drivername="postgresql+psycopg")
         engine = create_engine(
             url,
@@ -46,7 +62,7 @@ def make_engine(db: str) -> tuple[Engine, str]:
             # An unreachable host fails the request (503) in seconds, not minutes.
             connect_args={"connect_timeout": 5},
         )
-        return engine, "postgresql"
+        return engine, Backend.POSTGRESQL
     raise StoreConfigError(f"unsupported database URL scheme {url.drivername!r}")
 
 
@@ -69,8 +85,6 @@ def _sqlite_engine(db: str) -> Engine:
     def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself so DDL in migrations is transactional too.
         dbapi_conn.isolation_level = None
-        # Rollup upserts merge latency histograms with this (store/rollups.py).
-        dbapi_conn.create_function("aw_merge_hist", 2, merge_hist, deterministic=True)
         cur = dbapi_conn.cursor()
         # WAL: readers never block the writer. synchronous=NORMAL: a commit is
         # durable against a process crash (the WAL is written before COMMIT
@@ -92,11 +106,11 @@ def _sqlite_engine(db: str) -> Engine:
         cur.execute("PRAGMA cache_size=-4096")
         cur.execute("PRAGMA mmap_size=0")
         cur.execute("PRAGMA temp_store=MEMORY")
-        # No checkpoint inside a commit: the WAL is copied back into the
-        # database by a background thread (SqliteCheckpointer), so the fsync
-        # a checkpoint needs never delays an acknowledgement.
+        # No checkpoint inside a commit: the writer checkpoints between its
+        # transactions (wal_checkpoint below), so the WAL's size is bounded by
+        # what one second of writes adds, and no acknowledgement waits for a
+        # checkpoint's fsync.
         cur.execute("PRAGMA wal_autocheckpoint=0")
-        # After a checkpoint, shrink the WAL file back to 64 MiB at most.
         cur.execute("PRAGMA journal_size_limit=67108864")
         cur.close()
 
@@ -109,6 +123,22 @@ def _sqlite_engine(db: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's parameter marker for exec_driver_sql."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT rows, skipping those whose key is already stored."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
 
 
 # One key for every AgentWatch server on a database: writers take it for the
@@ -124,16 +154,17 @@ def begin_write(conn: Connection) -> None:
     every server sharing the database. That buys three things: `seq` values
     are assigned and committed in the same order, so a server can tail the
     table by `seq > last_seen` and never miss a row that commits late (the
-    live stream across servers, store/pgtail.py); two servers inserting the
-    same ids or rollup keys in different orders cannot deadlock; and rollup
-    read-merge-writes never race. Group commit keeps the cost low: while one
-    server holds the lock, the others' batches grow.
+    live stream across servers, store/pgtail.py, and the rollup builder's
+    watermark); two servers inserting the same keys in different orders
+    cannot deadlock; and rollup read-merge-writes never race. Group commit
+    keeps the cost low: while one server holds the lock, the others' batches
+    grow.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})")
 
 
-_COLS = ", ".join(INSERT_COLUMNS)
+_COLS = ", ".join(STORED_COLUMNS)
 # PostgreSQL bulk insert, the fast way (measured on 60,000 events in batches of
 # 5,000: COPY into a staging table 38k rows/s, one INSERT ... SELECT FROM
 # unnest(arrays) 16k, executemany in pipeline mode 23k). The staging table is
@@ -144,19 +175,19 @@ PG_STAGE_SQL = (
     f"SELECT {_COLS} FROM events WITH NO DATA"
 )
 PG_COPY_SQL = f"COPY aw_stage ({_COLS}) FROM STDIN"
-# RETURNING gives the rows that were new (a retried id is skipped by ON
-# CONFLICT), so the writer knows exactly what to count in the rollups and to
-# announce. A freshly filled temp table is read back in the order it was
-# written, so `seq` follows the order of the batch.
+# RETURNING gives the rows that were new (a retried event is skipped by ON
+# CONFLICT), so the writer knows exactly what to announce. A freshly filled
+# temp table is read back in the order it was written, so `seq` follows the
+# order of the batch.
 PG_INSERT_SQL = (
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM aw_stage "
-    "ON CONFLICT (id) DO NOTHING RETURNING seq, id"
+    "ON CONFLICT (ts, id) DO NOTHING RETURNING seq, ts, id"
 )
 
 
-def pg_copy_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-    """Insert-or-skip `rows` through COPY, inside the caller's transaction;
-    returns (seq, id) of the rows that were new."""
+def pg_copy_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[int, int, str]]:
+    """Insert-or-skip stored rows through COPY, inside the caller's
+    transaction; returns (seq, ts, id) of the rows that were new."""
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cur:
         cur.execute(PG_STAGE_SQL)
@@ -165,41 +196,13 @@ def pg_copy_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[
             for r in rows:
                 write(r)
         cur.execute(PG_INSERT_SQL)
-        got: list[tuple[int, str]] = cur.fetchall()
-    # No cleanup: the commit (or a rollback) empties aw_stage, and the store
-    # runs one insert per transaction.
+        got: list[tuple[int, int, str]] = cur.fetchall()
+    # No cleanup: the commit (or a rollback) empties aw_stage.
     return got
 
 
 # The channel every server LISTENs on; the payload is the highest seq committed.
 NOTIFY_CHANNEL = "agentwatch_events"
-
-
-# SQLite stores an id that is a UUID in canonical form (lowercase hex, with
-# hyphens: what the SDK and the server make) as its 16 raw bytes instead of 36
-# characters. The id is kept twice (table and unique index), so this saves
-# about 40 bytes per event. The mapping is exact both ways; any other id
-# (uppercase, no hyphens, not a UUID) is stored as the text it is.
-def pack_id(value: str) -> str | bytes:
-    # Four hyphens in place, 32 lowercase hex digits: the canonical form.
-    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-":
-        h = value.replace("-", "")
-        if len(h) == 32 and h == h.lower():
-            try:
-                b = bytes.fromhex(h)
-            except ValueError:  # not hex
-                return value
-            if len(b) == 16:  # (fromhex skips spaces: they would make it shorter)
-                return b
-    return value
-
-
-def unpack_id(value: str | bytes) -> str:
-    if isinstance(value, bytes):
-        h = value.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    return value
-
 
 # Rows per SQLite INSERT statement (the largest chunk; see sqlite_insert).
 _SQLITE_CHUNK = 512
@@ -207,16 +210,16 @@ _SQLITE_CHUNK = 512
 
 @functools.cache
 def _sqlite_insert_sql(rows: int) -> str:
-    one = "(" + ", ".join("?" for _ in INSERT_COLUMNS) + ")"
+    one = "(" + ", ".join("?" for _ in STORED_COLUMNS) + ")"
     return (
         f"INSERT INTO events ({_COLS}) VALUES {', '.join(one for _ in range(rows))} "
-        "ON CONFLICT (id) DO NOTHING"
+        "ON CONFLICT (ts, id) DO NOTHING"
     )
 
 
 def sqlite_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
-    """Insert-or-skip `rows` inside the caller's transaction; returns how many
-    were new.
+    """Insert-or-skip stored rows inside the caller's transaction; returns
+    how many were new.
 
     Multi-row VALUES statements of up to 512 rows: SQLite inserts them in a
     single step, with the GIL released throughout, instead of one step per
@@ -225,9 +228,8 @@ def sqlite_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
     texts ever exist and all stay in the driver's statement cache.
     """
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    width = len(INSERT_COLUMNS)
+    width = len(STORED_COLUMNS)
     flat = list(itertools.chain.from_iterable(rows))
-    flat[0::width] = map(pack_id, flat[0::width])  # the id is each row's first value
     inserted = 0
     i, n = 0, len(rows)
     while i < n:
@@ -258,51 +260,26 @@ def migration_lock(conn: Connection) -> Iterator[None]:
         yield
 
 
-class SqliteCheckpointer:
-    """Copies the WAL back into the database file off the ingest path.
+def wal_checkpoint(engine: Engine, mode: str = "TRUNCATE", busy_ms: int = 200) -> bool:
+    """Copy the WAL back into the database (SQLite), from the writer between
+    its transactions; True when it got through.
 
-    A PASSIVE checkpoint runs beside the writer without blocking it, but under
-    continuous ingest it never catches up with the frames appended meanwhile,
-    so the WAL would only grow (measured: 91 MB after 50,000 events). Once the
-    WAL passes `max_wal_pages`, a RESTART checkpoint briefly holds writers back
-    so that the next commit starts the WAL from the beginning again, and
-    journal_size_limit trims the file.
+    TRUNCATE waits for readers that still use older frames (at most
+    `busy_ms`, so an acknowledgement is never held up long), copies every
+    frame back, fsyncs, and truncates the file to zero. Run by the one writer
+    between its own commits, it always gets a turn: the frames it would
+    chase are only ever appended by that same thread. (A checkpoint from a
+    separate thread does not: under continuous ingest it never catches up,
+    and the WAL only grows.)
     """
-
-    # 32768 pages = 128 MiB: at full ingest a RESTART (a short pause for the
-    # writer) every several seconds. 32 MiB measured 10-20% less throughput.
-    def __init__(self, engine: Engine, interval: float = 0.5, max_wal_pages: int = 32768):
-        import threading
-
-        self.engine = engine
-        self.interval = interval
-        self.max_wal_pages = max_wal_pages
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="agentwatch-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-        self.checkpoint("TRUNCATE")
-
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
-        raw = self.engine.raw_connection()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         try:
-            row = raw.cursor().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-            if mode == "PASSIVE" and row and row[1] > self.max_wal_pages:
-                raw.cursor().execute("PRAGMA wal_checkpoint(RESTART)")
+            row = cur.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         finally:
-            raw.close()
-
-    def _run(self) -> None:
-        import logging
-
-        while not self._stop.wait(self.interval):
-            try:
-                self.checkpoint()
-            except Exception as e:  # a busy database is retried next tick
-                logging.getLogger("agentwatch.store").debug("checkpoint skipped: %s", e)
+            cur.execute("PRAGMA busy_timeout=10000")
+        return bool(row) and row[0] == 0
+    finally:
+        raw.close()

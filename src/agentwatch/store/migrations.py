@@ -3,7 +3,10 @@
 Each migration runs in its own transaction and records its version in
 `agentwatch_schema`. A database is upgraded in place: version 1 also adopts a
 database created with the brief's original single-table schema (text
-timestamps, none of the contract's added columns), converting its rows.
+timestamps, none of the contract's added columns), converting its rows, and
+version 6 converts the first layout (names written out in every row, an id
+index and a time index, rollups over the full agent x task x model product)
+to the current one.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, inspect, text
 
+from agentwatch.store.codec import NameCache, encode, pack_id, unpack_id
 from agentwatch.store.sketch import latency_bin
-from agentwatch.store.tables import events, metadata, schema_version
+from agentwatch.store.tables import INSERT_COLUMNS, events, metadata, schema_version
+
+_CHUNK = 20_000
 
 
 def _legacy_ts(value: str) -> int:
@@ -24,6 +31,24 @@ def _legacy_ts(value: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1_000_000)
+
+
+def _current_tables(conn: Connection) -> None:
+    metadata.create_all(
+        conn, tables=[t for t in metadata.sorted_tables if t.name != "agentwatch_schema"]
+    )
+
+
+def _insert_logical(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert logical rows into the current events table (migrations only)."""
+    from agentwatch.store.dialect import pg_copy_insert, sqlite_insert
+
+    sqlite = conn.dialect.name == "sqlite"
+    stored = encode(conn, NameCache(), rows, pack=sqlite)
+    if sqlite:
+        sqlite_insert(conn, stored)
+    else:
+        pg_copy_insert(conn, stored)
 
 
 def _v1_create(conn: Connection) -> None:
@@ -38,90 +63,138 @@ def _v1_create(conn: Connection) -> None:
         for ix in insp.get_indexes("events_legacy"):
             if ix["name"]:
                 conn.execute(text(f'DROP INDEX IF EXISTS "{ix["name"]}"'))
-    metadata.create_all(conn, tables=[events])
+    _current_tables(conn)
     if not legacy:
         return
-    rows = conn.execute(text("SELECT * FROM events_legacy")).mappings()
     batch = []
-    for r in rows:
+    for r in conn.execute(text("SELECT * FROM events_legacy")).mappings():
         meta = r.get("metadata")
         if meta is not None:
             try:
                 json.loads(meta)
             except ValueError:
                 meta = json.dumps({"legacy_metadata": meta})
-        batch.append(
-            {
-                "id": r["id"],
-                "task_name": r["task_name"],
-                "agent_name": r["agent_name"],
-                "model": r["model"],
-                "input_tokens": r["input_tokens"],
-                "output_tokens": r["output_tokens"],
-                "cache_read_tokens": 0,
-                "cache_write_tokens": 0,
-                "reasoning_tokens": 0,
-                "latency_ms": r["latency_ms"],
-                "cost_usd": r["cost_usd"],
-                "status": r["status"],
-                "error_message": r["error_message"],
-                "ts": _legacy_ts(r["timestamp"]),
-                "metadata": meta,
-                "kind": "llm",
-                "latency_bin": latency_bin(float(r["latency_ms"])),
-            }
-        )
+        lat = float(r["latency_ms"])
+        d = {
+            "id": r["id"],
+            "task_name": r["task_name"],
+            "agent_name": r["agent_name"],
+            "model": r["model"],
+            "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"],
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+            "reasoning_tokens": 0,
+            "latency_ms": lat,
+            "cost_usd": r["cost_usd"],
+            "status": r["status"],
+            "error_message": r["error_message"],
+            "ts": _legacy_ts(r["timestamp"]),
+            "metadata": meta,
+            "kind": "llm",
+            "trace_id": None,
+            "parent_id": None,
+            "provider": None,
+            "user_id": None,
+            "session_id": None,
+            "latency_bin": latency_bin(lat),
+        }
+        batch.append(tuple(d[c] for c in INSERT_COLUMNS))
     # Oldest first, so seq (insertion order) matches time order for old data.
-    batch.sort(key=lambda b: b["ts"])
+    batch.sort(key=lambda b: b[INSERT_COLUMNS.index("ts")])
     if batch:
-        conn.execute(events.insert(), batch)
+        _insert_logical(conn, batch)
     conn.execute(text("DROP TABLE events_legacy"))
 
 
-def _v2_rollups(conn: Connection) -> None:
-    """Minute and hour pre-aggregates, filled from the events already stored."""
-    from agentwatch.store.tables import rollups
-
-    metadata.create_all(conn, tables=[rollups])
-    _recount_rollups(conn)
+def _superseded(conn: Connection) -> None:
+    """Versions 2 to 5 built the first rollup layout and packed ids; version 6
+    replaces both, so on a database that lacks them there is nothing to do."""
 
 
-def _recount_rollups(conn: Connection) -> None:
-    """The rollup units changed: recount every rollup row from the events."""
+# The first layout's logical columns, as its events table named them.
+_V5_COLUMNS = (
+    "id",
+    "task_name",
+    "agent_name",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "latency_ms",
+    "cost_usd",
+    "status",
+    "error_message",
+    "ts",
+    "metadata",
+    "kind",
+    "trace_id",
+    "parent_id",
+    "provider",
+    "user_id",
+    "session_id",
+    "latency_bin",
+)
+assert tuple(INSERT_COLUMNS) == _V5_COLUMNS  # the logical row is the old stored row
+
+
+def _v6_layout(conn: Connection) -> None:
+    """The current layout: names dictionary, (ts, id) key, rollups by series.
+
+    A database in the first layout has its events copied over in seq order
+    (so insertion order is kept), 20,000 at a time, then its rollups are
+    recounted from the events.
+    """
+    insp = inspect(conn)
+    have = set(insp.get_table_names())
+    old_events = "events" in have and "agent_name" in {
+        c["name"] for c in insp.get_columns("events")
+    }
+    if "rollups" in have and "width" in {c["name"] for c in insp.get_columns("rollups")}:
+        conn.execute(text("DROP TABLE rollups"))
+    if not old_events:
+        _current_tables(conn)
+        return
+    # The old indexes go first: their names (ix_events_trace) are taken again.
+    for ix in insp.get_indexes("events"):
+        if ix["name"]:
+            conn.execute(text(f'DROP INDEX IF EXISTS "{ix["name"]}"'))
+    conn.execute(text("ALTER TABLE events RENAME TO events_v5"))
+    if conn.dialect.name == "postgresql":
+        # The old primary key's index and sequence keep their names; free them.
+        conn.execute(text("ALTER TABLE events_v5 DROP CONSTRAINT IF EXISTS events_pkey"))
+        conn.execute(text("ALTER SEQUENCE IF EXISTS events_seq_seq RENAME TO events_v5_seq_seq"))
+    _current_tables(conn)
+    cols = ", ".join(_V5_COLUMNS)
+    last = -1
+    p = "?" if conn.dialect.name == "sqlite" else "%s"
+    while True:
+        rows = conn.exec_driver_sql(
+            f"SELECT seq, {cols} FROM events_v5 WHERE seq > {p} ORDER BY seq LIMIT {p}",
+            (last, _CHUNK),
+        ).fetchall()
+        if not rows:
+            break
+        last = int(rows[-1][0])
+        _insert_logical(conn, [(unpack_id(r[1]), *r[2:]) for r in rows])
+    conn.execute(text("DROP TABLE events_v5"))
     from agentwatch.store.rollups import rebuild
 
     rebuild(conn)
 
 
-def _v5_binary_ids(conn: Connection) -> None:
-    """SQLite: ids that are canonical UUIDs become their 16 raw bytes (see
-    store/dialect.py pack_id). PostgreSQL keeps text ids; nothing to do there."""
-    if conn.dialect.name != "sqlite":
-        return
-    from agentwatch.store.dialect import pack_id
-
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    raw.create_function("aw_pack_id", 1, pack_id, deterministic=True)
-    conn.execute(text("UPDATE events SET id = aw_pack_id(id) WHERE typeof(id) = 'text'"))
-
-
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
-    (2, "minute and hour rollups with latency histograms", _v2_rollups),
-    (3, "ten-minute and day rollups (rebuilt from the events)", _recount_rollups),
-    (4, "four-hour and totals rollups; minute rollups for recent data only", _recount_rollups),
-    (5, "SQLite: UUID ids stored as 16 bytes", _v5_binary_ids),
+    (2, "minute and hour rollups with latency histograms", _superseded),
+    (3, "ten-minute and day rollups (rebuilt from the events)", _superseded),
+    (4, "four-hour and totals rollups; minute rollups for recent data only", _superseded),
+    (5, "SQLite: UUID ids stored as 16 bytes", _superseded),
+    (6, "names dictionary, (ts, id) key, rollups by series, deferred building", _v6_layout),
 ]
 
-LATEST = MIGRATIONS[-1][0]
-
-
-def current_version(conn: Connection) -> int:
-    if "agentwatch_schema" not in inspect(conn).get_table_names():
-        return 0
-    v = conn.execute(text("SELECT MAX(version) FROM agentwatch_schema")).scalar()
-    return int(v or 0)
+LATEST = max(v for v, _, _ in MIGRATIONS)
 
 
 def applied_versions(conn: Connection) -> set[int]:
@@ -133,15 +206,16 @@ def applied_versions(conn: Connection) -> set[int]:
 def upgrade(conn: Connection) -> list[int]:
     """Apply every pending migration; returns the versions applied.
 
+    Every migration not yet recorded runs, in order, rather than only those
+    above the highest recorded: features developed side by side take version
+    numbers out of order, and a database must get all of them.
+
     The caller holds the backend's migration lock (see dialect.migration_lock)
     so that only one server migrates a shared database.
     """
     metadata.create_all(conn, tables=[schema_version])
     conn.commit()
     applied = []
-    # Every migration not yet recorded runs, in order, rather than only those
-    # above the highest recorded: features developed side by side take
-    # version numbers out of order, and a database must get all of them.
     have = applied_versions(conn)
     for version, desc, fn in MIGRATIONS:
         if version in have:
@@ -155,3 +229,6 @@ def upgrade(conn: Connection) -> list[int]:
         conn.commit()
         applied.append(version)
     return applied
+
+
+__all__ = ["LATEST", "MIGRATIONS", "events", "pack_id", "upgrade"]

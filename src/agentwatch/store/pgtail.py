@@ -29,7 +29,7 @@ import psycopg
 from sqlalchemy import Engine
 
 from agentwatch.store.dialect import NOTIFY_CHANNEL
-from agentwatch.store.tables import INSERT_COLUMNS
+from agentwatch.store.tables import STORED_COLUMNS
 
 log = logging.getLogger("agentwatch.stream")
 
@@ -42,7 +42,7 @@ _POLL_S = 1.0
 _RETRY_S = 1.0
 
 _SELECT = (
-    f"SELECT seq, {', '.join(INSERT_COLUMNS)} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
+    f"SELECT seq, {', '.join(STORED_COLUMNS)} FROM events WHERE seq > %s ORDER BY seq LIMIT %s"
 )
 
 
@@ -51,12 +51,15 @@ class PgTail:
         self,
         engine: Engine,
         on_rows: Callable[[list[tuple[Any, ...]]], None],
+        decode: Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]],
         wanted: Callable[[], bool] | None = None,
     ) -> None:
         self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
         self.on_rows = on_rows
+        # Stored rows (name references) -> logical rows (names).
+        self.decode = decode
         # Whether anyone listens; when not, rows are skipped instead of read.
         self.wanted = wanted or (lambda: True)
         self.last_seen: int | None = None
@@ -116,6 +119,6 @@ class PgTail:
             if not rows:
                 return
             self.last_seen = int(rows[-1][0])
-            self.on_rows([tuple(r[1:]) for r in rows])
+            self.on_rows(self.decode([tuple(r[1:]) for r in rows]))
             if len(rows) < _CHUNK:
                 return

@@ -4,82 +4,48 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import orjson
-from sqlalchemy import ColumnElement, Connection, case, delete, func, literal_column, select, tuple_
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.exc import OperationalError
 
+from agentwatch.store import rollups as ru
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
+from agentwatch.store.codec import NameCache, decode, encode, pack_id, to_api, unpack_id
 from agentwatch.store.dialect import (
     NOTIFY_CHANNEL,
-    SqliteCheckpointer,
+    Backend,
     begin_write,
     make_engine,
     migration_lock,
     pg_copy_insert,
+    placeholder,
     sqlite_insert,
-    unpack_id,
+    wal_checkpoint,
 )
 from agentwatch.store.migrations import upgrade
-from agentwatch.store.rollups import (
-    FOUR_HOURS_US,
-    MINUTE_US,
-    TOTAL,
-    UNITS_US,
-    Piece,
-    apply_deltas,
-    cover,
-    decode_many,
-    deltas,
-    minute_floor,
-    minute_write_floor,
-    rebuild,
-)
 from agentwatch.store.sketch import percentiles_by_group
-from agentwatch.store.tables import INSERT_COLUMNS, events
-from agentwatch.store.tables import rollups as r
+from agentwatch.store.tables import (
+    KIND_CODES,
+    STATUS_CODES,
+    STORED_COLUMNS,
+    events,
+    rollup_dirty,
+    rollup_overflow,
+    rollups,
+)
 
 c = events.c
-_ERR = func.sum(case((c.status == "error", 1), else_=0))
-_PUBLIC = [col for col in events.columns if col.name not in ("seq", "latency_bin")]
+_STORED = [c[n] for n in STORED_COLUMNS]
+# Every dimension a metrics query may filter or group on.
+ALL_DIMENSIONS: tuple[str, ...] = tuple(ru.REF_COLUMN)
+# The latency percentiles every metric reports (p50, p95).
+PERCENTILES = (0.5, 0.95)
 
-
-def iso_from_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat()
-
-
-def row_to_event(row: Any) -> dict[str, Any]:
-    """A stored row as the API returns it (timestamp ISO with +00:00, metadata an object)."""
-    d = dict(row._mapping)
-    d["id"] = unpack_id(d["id"])
-    d["timestamp"] = iso_from_us(d.pop("ts"))
-    meta = d.get("metadata")
-    d["metadata"] = orjson.loads(meta) if meta else {}
-    return {
-        "id": d["id"],
-        "task_name": d["task_name"],
-        "agent_name": d["agent_name"],
-        "model": d["model"],
-        "input_tokens": d["input_tokens"],
-        "output_tokens": d["output_tokens"],
-        "cache_read_tokens": d["cache_read_tokens"],
-        "cache_write_tokens": d["cache_write_tokens"],
-        "reasoning_tokens": d["reasoning_tokens"],
-        "latency_ms": d["latency_ms"],
-        "cost_usd": d["cost_usd"],
-        "status": d["status"],
-        "error_message": d["error_message"],
-        "timestamp": d["timestamp"],
-        "metadata": d["metadata"],
-        "kind": d["kind"],
-        "trace_id": d["trace_id"],
-        "parent_id": d["parent_id"],
-        "provider": d["provider"],
-        "user_id": d["user_id"],
-        "session_id": d["session_id"],
-    }
+# Events folded per builder transaction: bounds one build's memory and the
+# time the writer lock is held (about a second of full-speed ingest).
+BUILD_ROWS = 100_000
 
 
 class SqlStore:
@@ -87,19 +53,18 @@ class SqlStore:
 
     def __init__(self, db: str) -> None:
         self.engine, self.backend = make_engine(db)
-        self._checkpointer: SqliteCheckpointer | None = None
+        self.names = NameCache()
+        self._pack = self.backend is Backend.SQLITE
         self._tail: Any = None
-
-    def start_maintenance(self) -> None:
-        """Background upkeep while serving (SQLite: WAL checkpoints)."""
-        if self.backend == "sqlite" and self._checkpointer is None:
-            self._checkpointer = SqliteCheckpointer(self.engine)
-            self._checkpointer.start()
 
     # -- lifecycle -------------------------------------------------------
     def migrate(self) -> list[int]:
         with self.engine.connect() as conn, migration_lock(conn):
             return upgrade(conn)
+
+    def start_maintenance(self) -> None:
+        """Kept for callers of the older interface: upkeep (rollup building,
+        WAL checkpoints) is now driven by the server's writer thread."""
 
     def start_tail(
         self,
@@ -107,15 +72,16 @@ class SqlStore:
         wanted: Callable[[], bool] | None = None,
     ) -> bool:
         """Feed `on_rows` (on a thread) with every event committed by any server
-        sharing the database, in commit order; `wanted()` False means nobody
-        listens and rows may be skipped. Returns False when the backend has no
-        other writers (SQLite: the server publishes its own commits instead)."""
-        if self.backend != "postgresql":
+        sharing the database, in commit order, as logical rows; `wanted()`
+        False means nobody listens and rows may be skipped. Returns False when
+        the backend has no other writers (SQLite: the server publishes its own
+        commits instead)."""
+        if self.backend is not Backend.POSTGRESQL:
             return False
         if self._tail is None:
             from agentwatch.store.pgtail import PgTail
 
-            self._tail = PgTail(self.engine, on_rows, wanted)
+            self._tail = PgTail(self.engine, on_rows, self.decode_stored, wanted)
             self._tail.start()
         return True
 
@@ -126,50 +92,100 @@ class SqlStore:
 
     def close(self) -> None:
         self.stop_tail()
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
-        elif self.backend == "sqlite":
-            SqliteCheckpointer(self.engine).checkpoint("TRUNCATE")
+        with contextlib.suppress(Exception):  # a database that went away
+            while self.build_rollups():
+                pass
+        self.checkpoint()
         self.engine.dispose()
+
+    def decode_stored(self, stored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Stored rows (tables.STORED_COLUMNS order) as logical rows."""
+        with self.engine.connect() as conn:
+            return decode(conn, self.names, stored)
 
     # -- writes ----------------------------------------------------------
     def insert_events(self, rows: list[tuple[Any, ...]]) -> InsertResult:
-        """Insert rows (tuples in INSERT_COLUMNS order) in one transaction,
-        skipping ids already stored."""
+        """Insert logical rows in one transaction, skipping events already
+        stored (same timestamp and id). The rollups are built later
+        (build_rollups); readers add the events not yet built themselves."""
         if not rows:
             return InsertResult(0, None)
-        if self.backend == "postgresql":
-            return self._insert_pg(rows)
-        with self._write() as conn:
-            before = conn.execute(select(func.max(c.seq))).scalar() or 0
-            inserted = sqlite_insert(conn, rows)
-            if inserted == len(rows):
-                apply_deltas(conn, deltas(rows))
-                return InsertResult(inserted, None)
-            # Some ids were already stored (a retried batch): only the new rows
-            # count in the rollups and reach the live stream. (SQLite has one
-            # writer, so the rows after `before` are exactly ours.)
-            new_ids = {unpack_id(i) for (i,) in conn.execute(select(c.id).where(c.seq > before))}
-            apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
-            return InsertResult(inserted, new_ids)
+        try:
+            with self._write() as conn:
+                stored = encode(conn, self.names, rows, self._pack)
+                result = self._insert(conn, stored, len(rows))
+        except BaseException:
+            self.names.discard_pending()
+            raise
+        self.names.commit_pending()
+        return result
 
-    def _insert_pg(self, rows: list[tuple[Any, ...]]) -> InsertResult:
-        # PostgreSQL branch: one statement whose RETURNING names the new rows,
-        # then a NOTIFY that is delivered to every server at commit.
+    def _insert(self, conn: Connection, stored: list[tuple[Any, ...]], n: int) -> InsertResult:
+        if self.backend is Backend.POSTGRESQL:
+            got = pg_copy_insert(conn, stored)
+            if got:
+                top = max(s for s, _, _ in got)
+                conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(top)))
+            if len(got) == n:
+                return InsertResult(n, None)
+            return InsertResult(len(got), {(int(ts), i) for _, ts, i in got})
+        before = conn.execute(select(func.max(c.seq))).scalar() or 0
+        inserted = sqlite_insert(conn, stored)
+        if inserted == n:
+            return InsertResult(inserted, None)
+        # Some events were already stored (a retried batch): say which were
+        # new, for the live stream. (SQLite has one writer, so the rows after
+        # `before` are exactly ours.)
+        new = {
+            (int(ts), unpack_id(i))
+            for ts, i in conn.execute(select(c.ts, c.id).where(c.seq > before))
+        }
+        return InsertResult(inserted, new)
+
+    def build_rollups(self, max_rows: int = BUILD_ROWS) -> int:
+        """Fold the events committed since the last build into the rollups
+        (store/rollups.py); returns how many were read (0: caught up)."""
         with self._write() as conn:
-            got = pg_copy_insert(conn, rows)
-            if not got:
-                return InsertResult(0, set())
-            if len(got) == len(rows):
-                apply_deltas(conn, deltas(rows))
-                new_ids = None
-            else:
-                new_ids = {i for _, i in got}
-                apply_deltas(conn, deltas(x for x in rows if x[0] in new_ids))
-            top = max(s for s, _ in got)
-            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(top)))
-            return InsertResult(len(got), new_ids)
+            n, _ = ru.build(conn, max_rows)
+        return n
+
+    def recount_dirty(self, quiet_us: int = 2_000_000, max_age_us: int = 60_000_000) -> int:
+        """Recount one dirty day from its raw events, if one is due: no event
+        has arrived for it for `quiet_us`, or it has waited `max_age_us`.
+        Returns the day recounted (epoch us), or -1 if none was due."""
+        now = ru.now_us()
+        with self.engine.connect() as conn:
+            dirty = ru.dirty_days(conn)
+        due = [
+            d
+            for d, (since, touched) in dirty.items()
+            if touched <= now - quiet_us or since <= now - max_age_us
+        ]
+        if not due:
+            return -1
+        day = min(due, key=lambda d: dirty[d][0])
+        with self._write() as conn:
+            if day in ru.dirty_days(conn):
+                ru.recount_day(conn, day)
+        return day
+
+    def pending_rollups(self) -> dict[str, int]:
+        """How far the rollups are behind: events not yet built, dirty days."""
+        with self.engine.connect() as conn:
+            w = ru.get_watermark(conn)
+            top = conn.execute(select(func.max(c.seq))).scalar() or 0
+            n_dirty = conn.execute(select(func.count()).select_from(rollup_dirty)).scalar() or 0
+        return {"events": max(0, int(top) - w), "dirty_days": int(n_dirty)}
+
+    def checkpoint(self) -> bool:
+        """SQLite: copy the WAL back into the database and truncate it (the
+        writer calls this between its own transactions)."""
+        if self.backend is not Backend.SQLITE:
+            return True
+        try:
+            return wal_checkpoint(self.engine)
+        except OperationalError:  # busy or gone: the next call tries again
+            return False
 
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int:
         """Delete events older than ts_us, and their pre-aggregates, in chunks
@@ -183,88 +199,101 @@ class SqlStore:
             total += max(int(n), 0)
             if n < chunk:
                 break
-        while True:
-            old = select(r.c.width, r.c.bucket).where(r.c.bucket + r.c.width <= ts_us).limit(chunk)
-            with self._write() as conn:
-                keys = conn.execute(old).all()
-                if keys:
-                    conn.execute(delete(r).where(tuple_(r.c.width, r.c.bucket).in_(keys)))
-            if len(keys) < chunk:
-                break
-        if ts_us % UNITS_US[0]:  # the day the cut runs through: recount what is left
-            with self._write() as conn:
-                rebuild(conn, ts_us, ts_us + 1)
+        day = ts_us - ts_us % ru.DAY_US
+        with self._write() as conn:
+            conn.execute(delete(rollups).where(*ru.bucket_range(None, day)))
+            conn.execute(delete(rollup_overflow).where(rollup_overflow.c.bucket < day))
+            conn.execute(delete(rollup_dirty).where(rollup_dirty.c.day < day))
+            if ts_us % ru.DAY_US:  # the day the cut runs through: recount what is left
+                ru.recount_day(conn, day)
         return total
 
-    def prune_minute_rollups(self, span_us: int = FOUR_HOURS_US) -> int:
+    def prune_minute_rollups(self, span_us: int = 4 * ru.HOUR_US) -> int:
         """Delete minute rollup rows past the horizon (rollups.MINUTE_HORIZON_US),
-        in small transactions; returns the rows deleted. The server runs this
-        every few minutes; queries never read those rows."""
-        floor = minute_write_floor()
+        a few hours of buckets per transaction; returns the rows deleted."""
+        floor = ru.minute_write_floor()
         total = 0
+        r = rollups.c
         while True:
-            old = (
-                select(r.c.bucket)
-                .where(r.c.width == MINUTE_US, r.c.bucket < floor)
-                .order_by(r.c.bucket)
-                .limit(1)
-            )
             with self._write() as conn:
-                first = conn.execute(old).scalar()
+                first = conn.execute(
+                    select(func.min(r.bucket)).where(
+                        *ru.bucket_range(None, floor, units=(ru.MINUTE,))
+                    )
+                ).scalar()
                 if first is None:
                     return total
-                # A few hours of buckets per transaction keeps each delete
-                # short; the primary key (width, bucket, ...) finds the range.
                 upto = min(floor, int(first) + span_us)
                 n = conn.execute(
-                    delete(r).where(r.c.width == MINUTE_US, r.c.bucket >= first, r.c.bucket < upto)
+                    delete(rollups).where(*ru.bucket_range(int(first), upto, units=(ru.MINUTE,)))
                 ).rowcount
             total += max(int(n), 0)
 
-    # -- reads -----------------------------------------------------------
-    @staticmethod
-    def _where(
-        f: Filters, start_us: int | None = None, end_us: int | None = None, kind: str | None = None
-    ) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = []
-        lo = f.since_us if start_us is None else start_us
-        hi = f.until_us if end_us is None else end_us
-        if lo is not None:
-            conds.append(c.ts >= lo)
-        if hi is not None:
-            conds.append(c.ts <= hi)
-        if kind is not None:
-            conds.append(c.kind == kind)
-        for name, value in f.items():
-            if name == "kind" and kind is not None:
-                continue
-            conds.append(c[name] == value)
+    def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
+        """Recount the pre-aggregates from the raw events; returns events read."""
+        with self._write() as conn:
+            return ru.rebuild(conn, lo_us, hi_us)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit, holding the backend's
+        writer lock from its first statement (dialect.begin_write)."""
+        with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
+            begin_write(conn)
+            yield conn
+
+    # -- event reads -----------------------------------------------------
+    def _event_conds(self, conn: Connection, f: Filters) -> list[Any] | None:
+        """WHERE conditions for an event filter; None when nothing can match."""
+        conds: list[Any] = []
+        if f.since_us is not None:
+            conds.append(c.ts >= f.since_us)
+        if f.until_us is not None:
+            conds.append(c.ts <= f.until_us)
+        if f.kind is not None:
+            conds.append(c.kind == KIND_CODES[f.kind])
+        if f.status is not None:
+            conds.append(c.status == STATUS_CODES[f.status])
+        for d, col in ru.REF_COLUMN.items():
+            v = getattr(f, d)
+            if v is not None:
+                ref = self.names.find_ref(conn, v)
+                if ref is None:
+                    return None
+                conds.append(c[col] == ref)
+        for d in ("trace_id", "parent_id"):
+            v = getattr(f, d)
+            if v is not None:
+                conds.append(c[d] == (pack_id(v) if self._pack else v))
         return conds
 
     def query_events(self, f: Filters, limit: int, offset: int) -> list[dict[str, Any]]:
-        q = (
-            select(*_PUBLIC)
-            .where(*self._where(f))
-            .order_by(c.ts.desc(), c.seq.desc())
-            .limit(limit)
-            .offset(offset)
-        )
         with self.engine.connect() as conn:
-            return [row_to_event(r) for r in conn.execute(q)]
+            conds = self._event_conds(conn, f)
+            if conds is None:
+                return []
+            q = (
+                select(*_STORED)
+                .where(*conds)
+                .order_by(c.ts.desc(), c.seq.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            rows = [tuple(r) for r in conn.execute(q)]
+            return [to_api(r) for r in decode(conn, self.names, rows)]
 
     def iter_rows(self, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
-        """Every stored event as ingest rows (INSERT_COLUMNS order), in insertion
-        order, `chunk` at a time (keyset on seq; for copying a store)."""
-        cols = [c[n] for n in INSERT_COLUMNS]
+        """Every stored event as logical rows (INSERT_COLUMNS order), in
+        insertion order, `chunk` at a time (keyset on seq; for copying a store)."""
         last = -1
         while True:
-            q = select(c.seq, *cols).where(c.seq > last).order_by(c.seq).limit(chunk)
+            q = select(c.seq, *_STORED).where(c.seq > last).order_by(c.seq).limit(chunk)
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()
-            if not rows:
-                return
-            last = int(rows[-1][0])
-            yield [(unpack_id(r[1]), *r[2:]) for r in rows]
+                if not rows:
+                    return
+                last = int(rows[-1][0])
+                yield decode(conn, self.names, [tuple(r[1:]) for r in rows])
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -272,136 +301,26 @@ class SqlStore:
 
     def first_timestamp_us(self, f: Filters) -> int | None:
         """Start of the first day holding an LLM call (the 'all' period's start)."""
-        conds = [r.c.width == UNITS_US[0], r.c.kind == "llm", r.c.agent_name != TOTAL]
-        conds += [r.c[n] == v for n in DIMENSIONS if (v := getattr(f, n)) is not None]
-        q = select(func.min(r.c.bucket)).where(*conds)
         with self.engine.connect() as conn:
+            conds = self._event_conds(conn, Filters(**{d: getattr(f, d) for d in DIMENSIONS}))
+            if conds is None:
+                return None
+            # The time index finds the first matching row from its left end.
+            q = select(c.ts).where(c.kind == KIND_CODES["llm"], *conds).order_by(c.ts).limit(1)
             v = conn.execute(q).scalar()
-        return None if v is None else int(v)
+        return None if v is None else int(v) - int(v) % ru.DAY_US
 
-    # -- metrics (rollups + raw edges) ---------------------------------------
-    def _collect(
-        self,
-        conn: Any,
-        start_us: int,
-        end_us: int,
-        f: Filters,
-        kind: str | None,
-        group: str | None = None,
-        origin_us: int = 0,
-        width_us: int | None = None,
-        want_hist: bool = True,
-    ) -> dict[Any, _Acc]:
-        """Sums and latency histograms over [start, end], per group.
-
-        `group` is a dimension name, or None; with `width_us` the group is the
-        time bucket index (ts - origin) // width instead.
-        """
-        units = UNITS_US if width_us is None else tuple(u for u in UNITS_US if width_us % u == 0)
-        # With no agent, task or model filter and no grouping by one, the
-        # rollups' totals rows answer (one row per bucket, see rollups.TOTAL);
-        # otherwise they are left out.
-        totals = group is None and all(getattr(f, n) is None for n in DIMENSIONS)
-        accs: dict[Any, _Acc] = {}
-        # Latency histogram records of every piece, flat: group index, bin, count.
-        gidx: dict[Any, int] = {}
-        rec_g: list[np.ndarray] = []
-        rec_b: list[np.ndarray] = []
-        rec_c: list[np.ndarray] = []
-
-        def gids(groups: list[Any]) -> np.ndarray:
-            ids = (gidx.setdefault(g, len(gidx)) for g in groups)
-            return np.fromiter(ids, dtype=np.int64, count=len(groups))
-
-        def acc(g: Any) -> _Acc:
-            a = accs.get(g)
-            if a is None:
-                a = accs[g] = _Acc()
-            return a
-
-        for p in cover(start_us, end_us + 1, units, minute_floor()):
-            t, tcol, conds = _piece(p, f, totals)
-            if kind is not None:
-                conds.append(t.c.kind == kind)
-            if width_us is not None:
-                gexpr: Any = ((tcol - origin_us) // width_us).label("g")
-            elif group is not None:
-                gexpr = t.c[group].label("g")
-            else:  # one group; a literal in GROUP BY would mean a column position
-                gexpr = literal_column("0").label("g")
-            gby = [] if group is None and width_us is None else [gexpr]
-            sums: list[Any]
-            if p.unit:
-                sums = [
-                    func.sum(t.c.n),
-                    func.sum(t.c.errors),
-                    func.sum(t.c.cost),
-                    func.sum(t.c.latency_sum),
-                    func.sum(t.c.input_tokens),
-                    func.sum(t.c.output_tokens),
-                ]
-            else:
-                sums = [
-                    func.count(),
-                    _ERR,
-                    func.sum(t.c.cost_usd),
-                    func.sum(t.c.latency_ms),
-                    func.sum(t.c.input_tokens),
-                    func.sum(t.c.output_tokens),
-                ]
-            for g, n, err, cost, lat, tin, tout in conn.execute(
-                select(gexpr, *sums).where(*conds).group_by(*gby)
-            ):
-                a = acc(g)
-                a.n += int(n or 0)
-                a.errors += int(err or 0)
-                a.cost += float(cost or 0)
-                a.latency_sum += float(lat or 0)
-                a.input_tokens += int(tin or 0)
-                a.output_tokens += int(tout or 0)
-            if not want_hist:
-                continue
-            if p.unit:
-                rows = conn.execute(select(gexpr, t.c.hist).where(*conds)).all()
-                if rows:
-                    lens, bins, counts = decode_many([x[1] for x in rows])
-                    rec_g.append(np.repeat(gids([x[0] for x in rows]), lens))
-                    rec_b.append(bins)
-                    rec_c.append(counts)
-            else:
-                q = select(gexpr, t.c.latency_bin, func.count()).where(*conds)
-                rows = conn.execute(q.group_by(*gby, t.c.latency_bin)).all()
-                if rows:
-                    rec_g.append(gids([x[0] for x in rows]))
-                    rec_b.append(np.fromiter((x[1] for x in rows), np.int64, len(rows)))
-                    rec_c.append(np.fromiter((x[2] for x in rows), np.int64, len(rows)))
-        if want_hist and rec_b:
-            # Every group's percentiles in one pass over one count matrix.
-            pcts = percentiles_by_group(
-                np.concatenate(rec_g),
-                np.concatenate(rec_b),
-                np.concatenate(rec_c),
-                len(gidx),
-                PERCENTILES,
-            )
-            for g, i in gidx.items():
-                acc(g).pct = pcts[i]
-        return accs
-
-    def _agents(self, conn: Any, start_us: int, end_us: int, f: Filters) -> list[str]:
-        names: set[str] = set()
-        for p in cover(start_us, end_us + 1, minutes_from=minute_floor()):
-            t, _, conds = _piece(p, f, totals=False)
-            names.update(
-                a for (a,) in conn.execute(select(t.c.agent_name).distinct().where(*conds))
-            )
-        return sorted(names)
-
+    # -- metrics -----------------------------------------------------------
     def summary(self, start_us: int, end_us: int, f: Filters) -> Summary:
         with self.engine.connect() as conn:
-            llm = self._collect(conn, start_us, end_us, f, "llm").get(0, _Acc())
-            runs = self._collect(conn, start_us, end_us, f, "task", want_hist=False)
-            agents = self._agents(conn, start_us, end_us, f)
+            llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
+            runs = self._collect(
+                conn, start_us, end_us + 1, f, KIND_CODES["task"], want_hist=False
+            ).get(0, _Acc())
+            agents = self._collect(
+                conn, start_us, end_us + 1, f, None, group="agent_name", want_hist=False
+            )
+            names = sorted(str(a) for a, acc in agents.items() if acc.n)
         p50, p95 = llm.pct
         return Summary(
             requests=llm.n,
@@ -412,8 +331,8 @@ class SqlStore:
             output_tokens=llm.output_tokens,
             p50=p50,
             p95=p95,
-            agents=agents,
-            task_runs=runs.get(0, _Acc()).n,
+            agents=names,
+            task_runs=runs.n,
         )
 
     def timeseries(
@@ -422,7 +341,13 @@ class SqlStore:
         """Per-bucket LLM-call totals keyed by bucket index (ts - origin) // bucket."""
         with self.engine.connect() as conn:
             accs = self._collect(
-                conn, start_us, end_us, f, "llm", origin_us=origin_us, width_us=bucket_us
+                conn,
+                start_us,
+                end_us + 1,
+                f,
+                KIND_CODES["llm"],
+                origin_us=origin_us,
+                width_us=bucket_us,
             )
         out: dict[int, dict[str, Any]] = {}
         for g, a in accs.items():
@@ -443,10 +368,10 @@ class SqlStore:
     def breakdown(
         self, group_by: str, start_us: int, end_us: int, f: Filters
     ) -> list[dict[str, Any]]:
-        if group_by not in DIMENSIONS:  # the API validates too; never trust a column name
+        if group_by not in ALL_DIMENSIONS:  # the API validates too; never trust a column name
             raise ValueError(f"cannot group by {group_by!r}")
         with self.engine.connect() as conn:
-            accs = self._collect(conn, start_us, end_us, f, "llm", group=group_by)
+            accs = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"], group=group_by)
         out = []
         for name, a in accs.items():
             if not a.n:
@@ -468,39 +393,46 @@ class SqlStore:
             )
         return sorted(out, key=lambda x: (-x["total_cost"], x["name"]))
 
-    def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
-        """Recompute pre-aggregates from raw events; returns events read."""
-        with self._write() as conn:
-            return rebuild(conn, lo_us, hi_us)
+    def _collect(
+        self,
+        conn: Connection,
+        lo: int,
+        hi: int,
+        f: Filters,
+        kind: int | None,
+        group: str | None = None,
+        origin_us: int = 0,
+        width_us: int | None = None,
+        want_hist: bool = True,
+    ) -> dict[Any, _Acc]:
+        """Sums and latency percentiles over lo <= ts < hi, per group.
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed on exit, holding the backend's
-        writer lock from its first statement (dialect.begin_write)."""
-        with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
-            begin_write(conn)
-            yield conn
-
-
-def _piece(p: Piece, f: Filters, totals: bool) -> tuple[Any, Any, list[ColumnElement[bool]]]:
-    """The table, time column and conditions that select one piece of a
-    window: rollup rows of its unit (only the totals rows, or none of them)
-    or raw events, within its range and the dimension filters."""
-    t = r if p.unit else events
-    tcol = t.c.bucket if p.unit else t.c.ts
-    conds: list[ColumnElement[bool]] = [tcol >= p.lo, tcol < p.hi]
-    if p.unit:
-        conds.append(t.c.width == p.unit)
-        conds.append(t.c.agent_name == TOTAL if totals else t.c.agent_name != TOTAL)
-    for name in DIMENSIONS:
-        v = getattr(f, name)
-        if v is not None:
-            conds.append(t.c[name] == v)
-    return t, tcol, conds
-
-
-# The latency percentiles every metric reports (p50, p95).
-PERCENTILES = (0.5, 0.95)
+        `group` is a dimension name (groups are its values), or None (one
+        group, 0); with `width_us` the group is the time bucket index
+        (ts - origin) // width instead. `kind` is a kind code, or None for
+        every kind.
+        """
+        flt: dict[str, int] = {}
+        for d in ALL_DIMENSIONS:
+            v = getattr(f, d)
+            if v is not None:
+                ref = self.names.find_ref(conn, v)
+                if ref is None:  # no event ever had that name
+                    return {}
+                flt[d] = ref
+        plan = ru.plan(conn, lo, hi, flt, group, width_us)
+        acc = _Gather(want_hist)
+        for p in plan.rollup_pieces:
+            acc.add_rollups(conn, p, plan, flt, kind, group, origin_us, width_us)
+        for a, b in plan.raw:
+            acc.add_raw(conn, ru.raw_where(a, b), flt, kind, group, origin_us, width_us)
+        tail = ru.tail_where(plan.watermark, lo, hi, plan.raw)
+        acc.add_raw(conn, tail, flt, kind, group, origin_us, width_us)
+        out = acc.result()
+        if group in ru.REF_COLUMN:
+            names = self.names.names(conn, out)
+            return {names[g]: a for g, a in out.items()}
+        return out
 
 
 class _Acc:
@@ -516,3 +448,106 @@ class _Acc:
         self.input_tokens = 0
         self.output_tokens = 0
         self.pct: list[float | None] = [None for _ in PERCENTILES]
+
+
+class _Gather:
+    """Collects the pieces of one metrics query: sums per group, and the
+    latency histogram records of every group for one percentile pass."""
+
+    def __init__(self, want_hist: bool) -> None:
+        self.want_hist = want_hist
+        self.accs: dict[Any, _Acc] = {}
+        self.gidx: dict[Any, int] = {}
+        self.rec_g: list[np.ndarray] = []
+        self.rec_b: list[np.ndarray] = []
+        self.rec_c: list[np.ndarray] = []
+
+    def _acc(self, g: Any) -> _Acc:
+        a = self.accs.get(g)
+        if a is None:
+            a = self.accs[g] = _Acc()
+        return a
+
+    def _gids(self, groups: list[Any]) -> np.ndarray:
+        ids = (self.gidx.setdefault(g, len(self.gidx)) for g in groups)
+        return np.fromiter(ids, dtype=np.int64, count=len(groups))
+
+    def _add_sums(self, rows: Any) -> None:
+        for g, n, err, cost, lat, tin, tout in rows:
+            a = self._acc(g)
+            a.n += int(n or 0)
+            a.errors += int(err or 0)
+            a.cost += float(cost or 0)
+            a.latency_sum += float(lat or 0)
+            a.input_tokens += int(tin or 0)
+            a.output_tokens += int(tout or 0)
+
+    def add_rollups(
+        self,
+        conn: Connection,
+        p: ru.Piece,
+        plan: ru.Plan,
+        flt: dict[str, int],
+        kind: int | None,
+        group: str | None,
+        origin: int,
+        width: int | None,
+    ) -> None:
+        gexpr, conds = ru.rollup_select(p, plan.stype, flt, kind, group, origin, width)
+        r = rollups.c
+        sums = [r.n, r.errors, r.cost, r.latency_sum, r.input_tokens, r.output_tokens]
+        try:
+            q = select(gexpr, *[func.sum(x) for x in sums]).where(*conds)
+            if group is not None or width is not None:  # (GROUP BY 0 would mean column 0)
+                q = q.group_by(gexpr)
+            self._add_sums(conn.execute(q))
+        except OperationalError as e:  # SQLite's SUM overflowed: add them up exactly here
+            if "overflow" not in str(e):
+                raise
+            self._add_sums(conn.execute(select(gexpr, *sums).where(*conds)))
+        if self.want_hist:
+            rows = conn.execute(select(gexpr, r.hist).where(*conds)).all()
+            if rows:
+                lens, bins, counts = ru.decode_many([x[1] for x in rows])
+                self.rec_g.append(np.repeat(self._gids([x[0] for x in rows]), lens))
+                self.rec_b.append(bins)
+                self.rec_c.append(counts)
+
+    def add_raw(
+        self,
+        conn: Connection,
+        where: tuple[str, list[Any]],
+        flt: dict[str, int],
+        kind: int | None,
+        group: str | None,
+        origin: int,
+        width: int | None,
+    ) -> None:
+        sql, params = ru.raw_select(conn, where, flt, kind, group, origin, width)
+        rows = conn.exec_driver_sql(sql, tuple(params)).all()
+        if not rows:
+            return
+        self._add_sums(
+            (g, n, err, cost, lat, tin, tout) for g, _b, n, err, cost, lat, tin, tout in rows
+        )
+        if self.want_hist:
+            self.rec_g.append(self._gids([x[0] for x in rows]))
+            self.rec_b.append(np.fromiter((x[1] for x in rows), np.int64, len(rows)))
+            self.rec_c.append(np.fromiter((x[2] for x in rows), np.int64, len(rows)))
+
+    def result(self) -> dict[Any, _Acc]:
+        if self.want_hist and self.rec_b:
+            # Every group's percentiles in one pass over one count matrix.
+            pcts = percentiles_by_group(
+                np.concatenate(self.rec_g),
+                np.concatenate(self.rec_b),
+                np.concatenate(self.rec_c),
+                len(self.gidx),
+                PERCENTILES,
+            )
+            for g, i in self.gidx.items():
+                self._acc(g).pct = pcts[i]
+        return self.accs
+
+
+__all__ = ["ALL_DIMENSIONS", "SqlStore", "placeholder"]

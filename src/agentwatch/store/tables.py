@@ -1,4 +1,17 @@
-"""The schema, declared once for every backend (SQLAlchemy Core)."""
+"""The schema, declared once for every backend (SQLAlchemy Core).
+
+Two kinds of row shape meet here:
+
+- the *logical row* (`INSERT_COLUMNS`): what ingest builds and what readers
+  get back, one tuple per event with names as strings; and
+- the *stored row* of `events`: names replaced by small integer references
+  into `names`, kind and status as small codes, canonical UUIDs packed as 16
+  bytes (SQLite). store/codec.py converts between the two.
+
+Keeping names out of the events table is what keeps a row small: an agent,
+task, model and provider written out take ~40 bytes per event, their
+references 4 to 8.
+"""
 
 from __future__ import annotations
 
@@ -22,42 +35,88 @@ metadata = MetaData()
 
 # SQLite only makes a column the rowid alias when it is exactly INTEGER PRIMARY KEY.
 _Seq = BigInteger().with_variant(Integer(), "sqlite")
+# SQLite stores any integer in 0 to 8 bytes whatever the declared type; on
+# PostgreSQL the references are 4-byte integers (2 billion names).
+_Ref = Integer
+
+# The logical row: ingest's output (server/validate.py) and every reader's input.
+INSERT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "task_name",
+    "agent_name",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "latency_ms",
+    "cost_usd",
+    "status",
+    "error_message",
+    "ts",
+    "metadata",
+    "kind",
+    "trace_id",
+    "parent_id",
+    "provider",
+    "user_id",
+    "session_id",
+    "latency_bin",
+)
+
+# Codes of the two closed vocabularies (schema.KINDS, schema.STATUSES).
+KIND_CODES: dict[str, int] = {"llm": 0, "task": 1, "tool": 2}
+STATUS_CODES: dict[str, int] = {"success": 0, "error": 1}
+KIND_NAMES: tuple[str, ...] = tuple(KIND_CODES)
+STATUS_NAMES: tuple[str, ...] = tuple(STATUS_CODES)
+
+# Every distinct agent, task, model, provider, user and session name, once.
+names = Table(
+    "names",
+    metadata,
+    Column("ref", _Ref, primary_key=True, autoincrement=True),
+    Column("value", Text, nullable=False),
+    Index("ux_names_value", "value", unique=True),
+)
 
 events = Table(
     "events",
     metadata,
-    # Insertion order: the tie-breaker for "newest first" and the SSE order.
+    # Insertion order: the tie-breaker for "newest first", the live stream's
+    # order, and the rollup builder's watermark (store/rollups.py).
     Column("seq", _Seq, primary_key=True, autoincrement=True),
-    Column("id", String(128), nullable=False),
-    Column("task_name", String(256), nullable=False),
-    Column("agent_name", String(256), nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("input_tokens", BigInteger, nullable=False),
-    Column("output_tokens", BigInteger, nullable=False),
-    Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
-    Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),
-    Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
-    Column("latency_ms", Float, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("error_message", Text),
     # Epoch microseconds (UTC): integer ranges are index-friendly on every backend.
     Column("ts", BigInteger, nullable=False),
+    # Canonical UUIDs as 16 bytes on SQLite (store/codec.py), text otherwise.
+    Column("id", String(128), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("agent_ref", _Ref, nullable=False),
+    Column("task_ref", _Ref, nullable=False),
+    Column("model_ref", _Ref, nullable=False),
+    Column("provider_ref", _Ref),
+    Column("user_ref", _Ref),
+    Column("session_ref", _Ref),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    # Log-scale latency bin (store/sketch.py): percentiles by GROUP BY.
+    Column("latency_bin", SmallInteger, nullable=False),
+    Column("error_message", Text),
     Column("metadata", Text),
-    Column("kind", String(8), nullable=False, server_default="llm"),
     Column("trace_id", String(128)),
     Column("parent_id", String(128)),
-    Column("provider", String(256)),
-    Column("user_id", String(256)),
-    Column("session_id", String(256)),
-    # Log-scale latency bin (store/sketch.py): percentiles by GROUP BY.
-    Column("latency_bin", SmallInteger, nullable=False, server_default="0"),
-    # Indexes follow the API's real queries (see docs/architecture.md):
-    Index("ux_events_id", "id", unique=True),  # idempotent ingest
-    # Each index costs ingest throughput (measured: ~6 us per event each), so
-    # only these, each serving a query the API runs:
-    Index("ix_events_ts", "ts"),  # every time range; /api/events newest first; retention
-    Index("ix_events_agent_ts", "agent_name", "ts"),  # the dashboard's agent filter
+    # Two indexes only (each costs ingest time and ~30 bytes per event):
+    # (ts, id) is both the time index of every range query and the key that
+    # makes ingest idempotent (an event is a repeat when an event with the
+    # same id and timestamp is stored; docs/http-api.md). Leading with the
+    # time keeps live inserts at the index's right edge whatever the ids.
+    Index("ux_events_ts_id", "ts", "id", unique=True),
     # A run's nested calls; most calls outside @track have no trace, so partial.
     Index(
         "ix_events_trace",
@@ -67,17 +126,18 @@ events = Table(
     ),
 )
 
-# Pre-aggregates (store/rollups.py): one row per (width, bucket, kind, agent,
-# task, model) with counts, sums and a sparse latency histogram.
+# Pre-aggregates (store/rollups.py): one row per (unit, kind, series type,
+# bucket, v1, v2) with counts, sums and a sparse latency histogram. v1 and v2
+# are name references (0 where the series type has no such dimension).
 rollups = Table(
     "rollups",
     metadata,
-    Column("width", BigInteger, nullable=False),  # microseconds: a minute or an hour
+    Column("unit", SmallInteger, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("stype", SmallInteger, nullable=False),
     Column("bucket", BigInteger, nullable=False),  # start, epoch microseconds
-    Column("kind", String(8), nullable=False),
-    Column("agent_name", String(256), nullable=False),
-    Column("task_name", String(256), nullable=False),
-    Column("model", String(256), nullable=False),
+    Column("v1", _Ref, nullable=False),
+    Column("v2", _Ref, nullable=False),
     Column("n", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Column("cost", Float, nullable=False),
@@ -88,10 +148,45 @@ rollups = Table(
     Column("cache_write_tokens", BigInteger, nullable=False),
     Column("reasoning_tokens", BigInteger, nullable=False),
     Column("hist", LargeBinary, nullable=False),
-    PrimaryKeyConstraint(
-        "width", "bucket", "kind", "agent_name", "task_name", "model", name="pk_rollups"
-    ),
+    # Earliest and latest event time in the row (totals rows only, else NULL):
+    # a bucket that straddles a window's edge can still be used whole when
+    # all of its events lie inside the window.
+    Column("min_ts", BigInteger),
+    Column("max_ts", BigInteger),
+    PrimaryKeyConstraint("unit", "kind", "stype", "bucket", "v1", "v2", name="pk_rollups"),
     sqlite_with_rowid=False,  # the primary key is the table: no second copy of the key
+)
+
+# (unit, series type, bucket) whose rollup rows were given up because the
+# bucket held more distinct values than rollups.MAX_KEYS: queries read raw
+# events there instead (store/rollups.py, "cardinality guard").
+rollup_overflow = Table(
+    "rollup_overflow",
+    metadata,
+    Column("unit", SmallInteger, nullable=False),
+    Column("stype", SmallInteger, nullable=False),
+    Column("bucket", BigInteger, nullable=False),
+    PrimaryKeyConstraint("unit", "stype", "bucket", name="pk_rollup_overflow"),
+)
+
+# Days (UTC midnight, epoch microseconds) whose rollups miss events that were
+# written after the day stopped being current (an import, a backfill): until
+# the builder recounts the day from its raw events, queries read it raw.
+rollup_dirty = Table(
+    "rollup_dirty",
+    metadata,
+    Column("day", BigInteger, primary_key=True, autoincrement=False),
+    Column("since", BigInteger, nullable=False),  # when it became dirty (epoch us)
+    Column("touched", BigInteger, nullable=False),  # when events last arrived for it
+)
+
+# Small named integers the store keeps: the rollup watermark (every event
+# with seq <= it is counted in the rollups or in a dirty day).
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 schema_version = Table(
@@ -102,5 +197,5 @@ schema_version = Table(
     Column("applied_at", BigInteger, nullable=False),
 )
 
-# Columns written at ingest, in a fixed order (seq is generated).
-INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "seq")
+# The stored columns written at ingest, in order (seq is generated).
+STORED_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "seq")

@@ -17,7 +17,7 @@ from agentwatch.server.api.common import (
     state,
     to_us,
 )
-from agentwatch.server.ingest import StorageUnavailable
+from agentwatch.server.ingest import BatchRefused, StorageUnavailable
 from agentwatch.server.validate import BatchError, batch_rows
 from agentwatch.store.base import Filters
 
@@ -75,6 +75,8 @@ async def ingest(request: Request) -> Any:
         return JSONResponse({"detail": e.message, "errors": e.errors}, status_code=e.status)
     try:
         await st.writer.submit(rows)
+    except BatchRefused as e:
+        return JSONResponse({"detail": str(e), "errors": []}, status_code=422)
     except StorageUnavailable as e:
         return JSONResponse({"detail": str(e)}, status_code=503, headers={"Retry-After": "1"})
     return FastJSON({"status": "ok", "count": count})
