@@ -36,6 +36,7 @@ Shapes (ids: uuid7 as our SDK makes them, uuid4 as any other client does):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -227,10 +228,9 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_ev.is_set():
-            try:
+            # A PostgreSQL sample may fail under load; it is skipped.
+            with contextlib.suppress(Exception):
                 self.disk.append(db_size(self.db))
-            except Exception:  # a PostgreSQL sample may fail under load; skip it
-                pass
             self.rss.append(sum(_rss_kb(p) for p in self.pids))
             self.stop_ev.wait(self.every)
 

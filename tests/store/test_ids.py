@@ -117,7 +117,8 @@ CREATE TABLE rollups (width BIGINT NOT NULL, bucket BIGINT NOT NULL, kind VARCHA
 ) WITHOUT ROWID;
 CREATE TABLE agentwatch_schema (version INTEGER PRIMARY KEY, description VARCHAR(200) NOT NULL,
   applied_at BIGINT NOT NULL);
-INSERT INTO agentwatch_schema VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0), (5, 'e', 0);
+INSERT INTO agentwatch_schema VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 'd', 0),
+  (5, 'e', 0);
 """
 
 

@@ -277,5 +277,5 @@ def test_histogram_codec_round_trips() -> None:
         h = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
         blob = encode_hist(h)
         assert decode_hist(blob) == h and list(decode_hist(blob)) == sorted(h)
-        lens, bins, counts = ru.decode_many([blob, blob])
+        lens, _bins, counts = ru.decode_many([blob, blob])
         assert list(lens) == [len(h), len(h)] and int(counts.sum()) == 2 * sum(h.values())
