@@ -153,7 +153,7 @@ def minute_rows(store: SqlStore) -> list[tuple[int, int]]:
             (int(b), int(n))
             for b, n in conn.exec_driver_sql(
                 "SELECT bucket, n FROM rollups WHERE unit = ? AND stype = ?",
-                (ru.MINUTE, ru.AGENT),
+                (ru.MINUTE, ru.TOTAL),
             )
         )
 
@@ -181,8 +181,9 @@ def test_minute_rollups_are_kept_for_recent_data_only(tmp_path: Path) -> None:
                 "UPDATE rollups SET bucket = bucket - ? WHERE unit = ? AND bucket = ?",
                 (3 * DAY_US, ru.MINUTE, kept[0][0]),
             )
-        # The agent's, task's and model's rows and the totals row.
-        assert store.prune_minute_rollups() == 4
+        # Its totals row, and any series rows it kept (one event: too sparse
+        # to keep any once the minute closed, so read raw).
+        assert store.prune_minute_rollups() == 1
         assert minute_rows(store) == kept[1:]
         s = store.summary(now - 11 * DAY_US, now, Filters())
         assert s.requests == 4
@@ -239,7 +240,12 @@ def test_cardinality_guard_gives_up_a_bucket_and_stays_exact(
             store.insert_events(rows[i : i + 300])
             store.build_rollups()
         with store.engine.connect() as conn:
-            over = ru.load_overflowed(conn)
+            over = {
+                (int(u), int(s), int(b))
+                for u, s, b in conn.exec_driver_sql(
+                    "SELECT unit, stype, bucket FROM rollup_raw WHERE many_keys = 1"
+                )
+            }
             kept = conn.exec_driver_sql(
                 "SELECT count(*) FROM rollups WHERE stype = ? AND unit = ?", (ru.TASK, ru.HOUR)
             ).scalar()
@@ -279,3 +285,34 @@ def test_histogram_codec_round_trips() -> None:
         assert decode_hist(blob) == h and list(decode_hist(blob)) == sorted(h)
         lens, _bins, counts = ru.decode_many([blob, blob])
         assert list(lens) == [len(h), len(h)] and int(counts.sum()) == 2 * sum(h.values())
+
+
+def test_live_buckets_are_read_whole_when_all_their_events_are_inside(tmp_path: Path) -> None:
+    """Live traffic sits in the current hour and day: a 24-hour breakdown by
+    task for one agent reads those buckets' pair rows whole, not minutes and
+    raw events (the totals row's min_ts/max_ts show every event is inside)."""
+    now = time.time_ns() // 1000
+    store = open_store(str(tmp_path / "w.db"))
+    try:
+        ev = [
+            Event(
+                id=f"w{i}",
+                task_name=f"t{i % 7}",
+                agent_name="a",
+                model="gpt-4o",
+                timestamp=f"{(now - 1000 * i) / 1e6}",
+            )
+            for i in range(400)
+        ]
+        store.insert_events(to_rows(ev, PriceBook()))
+        store.build_rollups()
+        with store.engine.connect() as conn:
+            ref = store.names.find_ref(conn, "a")
+            assert ref is not None
+            plan = ru.plan(conn, now - DAY_US, now + 1, {"agent_name": ref}, "task_name", None, 0)
+        assert plan.raw == []  # nothing read raw
+        assert {p.unit for p in plan.rollup_pieces} <= {ru.DAY, ru.HOUR}
+        rows = store.breakdown("task_name", now - DAY_US, now, Filters(agent_name="a"))
+        assert sum(r["requests"] for r in rows) == 400
+    finally:
+        store.close()

@@ -32,7 +32,7 @@ from agentwatch.store.tables import (
     STORED_COLUMNS,
     events,
     rollup_dirty,
-    rollup_overflow,
+    rollup_raw,
     rollups,
 )
 
@@ -56,6 +56,11 @@ class SqlStore:
         self.names = NameCache()
         self._pack = self.backend is Backend.SQLITE
         self._tail: Any = None
+        # SQLite: this process is the only writer, so the events it committed
+        # since the last build are exactly what the build reads next; kept
+        # here (fold columns only, ~150 bytes an event) to spare reading them
+        # back. (first seq, last seq, arrays); dropped whenever not contiguous.
+        self._pending: list[tuple[int, int, np.ndarray]] = []
 
     # -- lifecycle -------------------------------------------------------
     def migrate(self) -> list[int]:
@@ -113,26 +118,45 @@ class SqlStore:
         try:
             with self._write() as conn:
                 stored = encode(conn, self.names, rows, self._pack)
-                result = self._insert(conn, stored, len(rows))
+                result, first = self._insert(conn, stored, len(rows))
         except BaseException:
             self.names.discard_pending()
             raise
         self.names.commit_pending()
+        self._keep_pending(stored, first, result)
         return result
 
-    def _insert(self, conn: Connection, stored: list[tuple[Any, ...]], n: int) -> InsertResult:
+    def _keep_pending(
+        self, stored: list[tuple[Any, ...]], first: int, result: InsertResult
+    ) -> None:
+        """Remember committed events for the next build (SQLite only)."""
+        if first < 0 or result.new_keys is not None:  # not ours alone, or a partial retry
+            self._pending.clear()
+            return
+        if self._pending and self._pending[-1][1] + 1 != first:
+            self._pending.clear()
+        if sum(len(a) for _, _, a in self._pending) > 4 * BUILD_ROWS:
+            self._pending.clear()  # builds keep failing: they will read from the table
+            return
+        arr = ru.fold_array([(first + i, *ru.fold_values(r)) for i, r in enumerate(stored)])
+        self._pending.append((first, first + len(stored) - 1, arr))
+
+    def _insert(
+        self, conn: Connection, stored: list[tuple[Any, ...]], n: int
+    ) -> tuple[InsertResult, int]:
+        """Insert stored rows; (result, seq of the first row, or -1 unknown)."""
         if self.backend is Backend.POSTGRESQL:
             got = pg_copy_insert(conn, stored)
             if got:
                 top = max(s for s, _, _ in got)
                 conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(top)))
             if len(got) == n:
-                return InsertResult(n, None)
-            return InsertResult(len(got), {(int(ts), i) for _, ts, i in got})
+                return InsertResult(n, None), -1
+            return InsertResult(len(got), {(int(ts), i) for _, ts, i in got}), -1
         before = conn.execute(select(func.max(c.seq))).scalar() or 0
         inserted = sqlite_insert(conn, stored)
         if inserted == n:
-            return InsertResult(inserted, None)
+            return InsertResult(inserted, None), int(before) + 1
         # Some events were already stored (a retried batch): say which were
         # new, for the live stream. (SQLite has one writer, so the rows after
         # `before` are exactly ours.)
@@ -140,13 +164,21 @@ class SqlStore:
             (int(ts), unpack_id(i))
             for ts, i in conn.execute(select(c.ts, c.id).where(c.seq > before))
         }
-        return InsertResult(inserted, new)
+        return InsertResult(inserted, new), -1
 
     def build_rollups(self, max_rows: int = BUILD_ROWS) -> int:
         """Fold the events committed since the last build into the rollups
         (store/rollups.py); returns how many were read (0: caught up)."""
+        pend = None
+        if self._pending:
+            arr = np.concatenate([a for _, _, a in self._pending])
+            pend = (self._pending[0][0], self._pending[-1][1], arr)
         with self._write() as conn:
-            n, _ = ru.build(conn, max_rows)
+            n, _ = ru.build(conn, max_rows, pending=pend)
+            top = ru.get_watermark(conn)
+        self._pending = [x for x in self._pending if x[1] > top]
+        if self._pending and self._pending[0][0] != top + 1:
+            self._pending.clear()
         return n
 
     def recount_dirty(self, quiet_us: int = 2_000_000, max_age_us: int = 60_000_000) -> int:
@@ -202,7 +234,7 @@ class SqlStore:
         day = ts_us - ts_us % ru.DAY_US
         with self._write() as conn:
             conn.execute(delete(rollups).where(*ru.bucket_range(None, day)))
-            conn.execute(delete(rollup_overflow).where(rollup_overflow.c.bucket < day))
+            conn.execute(delete(rollup_raw).where(rollup_raw.c.bucket < day))
             conn.execute(delete(rollup_dirty).where(rollup_dirty.c.day < day))
             if ts_us % ru.DAY_US:  # the day the cut runs through: recount what is left
                 ru.recount_day(conn, day)
@@ -227,12 +259,28 @@ class SqlStore:
                 n = conn.execute(
                     delete(rollups).where(*ru.bucket_range(int(first), upto, units=(ru.MINUTE,)))
                 ).rowcount
+                o = rollup_raw.c
+                conn.execute(delete(rollup_raw).where(o.unit == ru.MINUTE, o.bucket < upto))
             total += max(int(n), 0)
 
     def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
-        """Recount the pre-aggregates from the raw events; returns events read."""
-        with self._write() as conn:
-            return ru.rebuild(conn, lo_us, hi_us)
+        """Recount the pre-aggregates from the raw events, one day per
+        transaction (safe while a server ingests); returns events read."""
+        while self.build_rollups():
+            pass
+        with self.engine.connect() as conn:
+            first, last = conn.execute(select(func.min(c.ts), func.max(c.ts))).one()
+        if first is None:
+            return 0
+        start = int(first) if lo_us is None else max(int(first), lo_us)
+        end = int(last) + 1 if hi_us is None else min(int(last) + 1, hi_us)
+        total = 0
+        day = start - start % ru.DAY_US
+        while day < end:
+            with self._write() as conn:
+                total += ru.recount_day(conn, day)
+            day += ru.DAY_US
+        return total
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -420,7 +468,7 @@ class SqlStore:
                 if ref is None:  # no event ever had that name
                     return {}
                 flt[d] = ref
-        plan = ru.plan(conn, lo, hi, flt, group, width_us)
+        plan = ru.plan(conn, lo, hi, flt, group, width_us, kind)
         acc = _Gather(want_hist)
         for p in plan.rollup_pieces:
             acc.add_rollups(conn, p, plan, flt, kind, group, origin_us, width_us)

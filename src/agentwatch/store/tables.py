@@ -157,16 +157,22 @@ rollups = Table(
     sqlite_with_rowid=False,  # the primary key is the table: no second copy of the key
 )
 
-# (unit, series type, bucket) whose rollup rows were given up because the
-# bucket held more distinct values than rollups.MAX_KEYS: queries read raw
-# events there instead (store/rollups.py, "cardinality guard").
-rollup_overflow = Table(
-    "rollup_overflow",
+# (unit, series type, bucket) kept without rollup rows: queries read raw
+# events there (store/rollups.py, "which buckets keep rows"). `keys` and
+# `events` are how many distinct values and events the bucket held when that
+# was decided; `many_keys` says it was for holding more than rollups.MAX_KEYS
+# values (final) rather than for being too sparse to be worth rows (looked at
+# again once the bucket has doubled and holds DENSITY x keys events).
+rollup_raw = Table(
+    "rollup_raw",
     metadata,
     Column("unit", SmallInteger, nullable=False),
     Column("stype", SmallInteger, nullable=False),
     Column("bucket", BigInteger, nullable=False),
-    PrimaryKeyConstraint("unit", "stype", "bucket", name="pk_rollup_overflow"),
+    Column("keys", BigInteger, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("many_keys", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("unit", "stype", "bucket", name="pk_rollup_raw"),
 )
 
 # Days (UTC midnight, epoch microseconds) whose rollups miss events that were
