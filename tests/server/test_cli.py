@@ -177,3 +177,22 @@ def test_ctrl_c_during_startup_is_not_lost(tmp_path: Path) -> None:
             assert p.wait(30) == 0
         finally:
             p.kill()
+
+
+def test_postgresql_without_its_driver_says_what_to_install(tmp_path: Path) -> None:
+    """After a plain `pip install .` (no [postgres] extra) psycopg is missing:
+    one line saying what to install, exit 1, no traceback."""
+    fake = tmp_path / "nodriver" / "psycopg"
+    fake.mkdir(parents=True)
+    # What importing a package that is not installed does.
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\")\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    r = run(
+        "serve", "--port", str(free_port()), "--db", "postgresql://u@127.0.0.1:1/x", env=env
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "pip install 'agentwatch[postgres]'" in lines[0], r.stderr

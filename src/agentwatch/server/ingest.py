@@ -38,6 +38,12 @@ MAX_ROWS_PER_COMMIT = 20_000
 # server has no tail at all.
 BUILD_EVERY_S = 1.0
 IDLE_BUILD_S = 0.05
+# Under load a build never takes more than about a third of the writer's
+# time: the next one waits at least BUILD_SHARE times as long as the last
+# took (up to BUILD_EVERY_MAX_S; a longer wait would leave queries a tail of
+# more than a few seconds' worth of events to add up raw).
+BUILD_SHARE = 3.0
+BUILD_EVERY_MAX_S = 5.0
 # SQLite's WAL is copied back into the database and truncated by this thread
 # between its own transactions, this often: the WAL never holds more than
 # about a second of writes (store.checkpoint).
@@ -103,6 +109,7 @@ class Writer:
     def _run(self) -> None:
         now = time.monotonic()
         last_build = last_ckpt = last_recount = now
+        every = BUILD_EVERY_S
         to_build = True  # events left past the watermark by an earlier run
         stopping = False
         while not stopping:
@@ -119,8 +126,10 @@ class Writer:
                 stopping = self._commit_group(job)
                 to_build = True
             now = time.monotonic()
-            if to_build and (idle or now - last_build >= BUILD_EVERY_S):
+            if to_build and (idle or now - last_build >= every):
                 to_build = self._upkeep(self.store.build_rollups) == BUILD_ROWS
+                took = time.monotonic() - now
+                every = min(BUILD_EVERY_MAX_S, max(BUILD_EVERY_S, BUILD_SHARE * took))
                 last_build = now
             if now - last_recount >= (1.0 if idle else RECOUNT_EVERY_S):
                 self._upkeep(self.store.recount_dirty)

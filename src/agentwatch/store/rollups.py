@@ -775,14 +775,26 @@ def _upsert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
             i += k
         cur.close()
         return
+    # PostgreSQL: COPY into a per-connection staging table, then one
+    # INSERT ... ON CONFLICT DO UPDATE from it (several times faster than an
+    # executemany of upserts for the tens of thousands of rows a build of
+    # wide traffic writes). The update keeps the key columns, so PostgreSQL
+    # can make it a HOT update in place (the table's fillfactor leaves room).
     sets = ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLS[6:])
-    sql = (
-        f"INSERT INTO rollups ({cols}) VALUES ({', '.join('%s' for _ in _ROW_COLS)}) "
-        f"ON CONFLICT (unit, kind, stype, bucket, v1, v2) DO UPDATE SET {sets}"
-    )
     pg: Any = conn.connection.dbapi_connection
     with pg.cursor() as cur:
-        cur.executemany(sql, rows)
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS aw_rollup_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {cols} FROM rollups WITH NO DATA"
+        )
+        with cur.copy(f"COPY aw_rollup_stage ({cols}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
+        cur.execute(
+            f"INSERT INTO rollups ({cols}) SELECT {cols} FROM aw_rollup_stage "
+            f"ON CONFLICT (unit, kind, stype, bucket, v1, v2) DO UPDATE SET {sets}"
+        )
+        cur.execute("TRUNCATE aw_rollup_stage")
 
 
 # -- the watermark and dirty days --------------------------------------------
