@@ -189,9 +189,7 @@ def test_postgresql_without_its_driver_says_what_to_install(tmp_path: Path) -> N
     import os
 
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
-    r = run(
-        "serve", "--port", str(free_port()), "--db", "postgresql://u@127.0.0.1:1/x", env=env
-    )
+    r = run("serve", "--port", str(free_port()), "--db", "postgresql://u@127.0.0.1:1/x", env=env)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
