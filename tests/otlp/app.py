@@ -53,7 +53,10 @@ def main(argv: list[str]) -> int:
 
         provider = FakeProvider(usage=scenario.USAGE)
         client = anthropic.Anthropic(
-            api_key="sk-test", base_url="http://fake", http_client=provider.sync_client(), max_retries=0
+            api_key="sk-test",
+            base_url="http://fake",
+            http_client=provider.sync_client(),
+            max_retries=0,
         )
         for _ in range(2):
             client.messages.create(

@@ -43,6 +43,7 @@ def span(
     attrs: dict[str, Any] | None = None,
     start_ms: float = 0,
     dur_ms: float = 10,
+    base_ns: int = T0,
     **extra: Any,
 ) -> dict[str, Any]:
     s: dict[str, Any] = {
@@ -50,8 +51,8 @@ def span(
         "spanId": span_id,
         "name": name,
         "kind": 1,
-        "startTimeUnixNano": str(T0 + int(start_ms * 1e6)),
-        "endTimeUnixNano": str(T0 + int((start_ms + dur_ms) * 1e6)),
+        "startTimeUnixNano": str(base_ns + int(start_ms * 1e6)),
+        "endTimeUnixNano": str(base_ns + int((start_ms + dur_ms) * 1e6)),
         "attributes": [{"key": k, "value": value(v)} for k, v in (attrs or {}).items()],
     }
     if parent:

@@ -137,7 +137,10 @@ def test_wrong_types_reject_the_span_not_the_request(server: Any) -> None:
         {**span(t, new_span(), name="start"), "startTimeUnixNano": "soon"},
         {**span(t, new_span(), name="name"), "name": 12},
         {**span(t, new_span(), name="attrs"), "attributes": {"a": 1}},
-        {**span(t, new_span(), name="int"), "attributes": [{"key": "x", "value": {"intValue": "1e3"}}]},
+        {
+            **span(t, new_span(), name="int"),
+            "attributes": [{"key": "x", "value": {"intValue": "1e3"}}],
+        },
         {**span(t, new_span(), name="status"), "status": {"code": "bad"}},
         {**span(t, new_span(), name="id"), "traceId": 12345},
         "not a span",

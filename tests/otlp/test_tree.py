@@ -27,8 +27,15 @@ def trace_of_four() -> tuple[str, dict[str, dict[str, Any]]]:
         "agent": span(t, ids["agent"], ids["http"], "invoke_agent planner", agent(), 5, 90),
         "step": span(t, ids["step"], ids["agent"], "research", {"custom": 1}, 10, 50),
         "llm": span(t, ids["llm"], ids["step"], "chat gpt-4o", llm(), 15, 40),
-        "tool": span(t, ids["tool"], ids["agent"], "execute_tool search", {
-            "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, 70, 10),
+        "tool": span(
+            t,
+            ids["tool"],
+            ids["agent"],
+            "execute_tool search",
+            {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"},
+            70,
+            10,
+        ),
     }
     return t, spans
 
