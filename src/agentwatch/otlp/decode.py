@@ -5,7 +5,7 @@ Protobuf bodies are decoded by the official definitions (the
 JSON mapping (lowerCamelCase keys, hex trace and span ids, 64-bit integers as
 decimal strings or numbers, enums as integers) and are read from orjson's
 output: protobuf's own ``json_format`` does not speak the OTLP deviations (hex
-ids) and decodes about 25 times slower (docs/performance.md).
+ids) and decodes several times slower (docs/performance.md).
 
 Both produce the same ``SpanRecord`` list, so the mapping has one input. What
 cannot be decoded at all is a ``DecodeError`` (the request gets 400). A span
