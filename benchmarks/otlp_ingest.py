@@ -62,7 +62,17 @@ def make_traces(n: int, seed: int = 7) -> list[list[dict[str, Any]]]:
         t0 = now + i * 10**7
         ids = [rng.randbytes(8).hex() for _ in range(7)]
 
-        def sp(k: int, parent: int | None, name: str, start: int, dur: int, attrs: dict) -> dict:
+        def sp(
+            k: int,
+            parent: int | None,
+            name: str,
+            start: int,
+            dur: int,
+            attrs: dict,
+            trace: str = trace,
+            ids: list[str] = ids,
+            t0: int = t0,
+        ) -> dict:
             s = {
                 "traceId": trace,
                 "spanId": ids[k],
@@ -76,7 +86,7 @@ def make_traces(n: int, seed: int = 7) -> list[list[dict[str, Any]]]:
                 s["parentSpanId"] = ids[parent]
             return s
 
-        def chat(model: str) -> dict:
+        def chat(model: str, i: int = i) -> dict:
             return {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.request.model": model,

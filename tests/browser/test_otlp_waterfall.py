@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "otlp"))
 
-from build import agent, llm, new_span, new_trace, post, request, span  # noqa: E402
+from build import agent, llm, new_span, new_trace, post, request, span
 
-from agentwatch.otlp.mapping import event_id  # noqa: E402
+from agentwatch.otlp.mapping import event_id
 
 pytestmark = pytest.mark.browser
 

@@ -15,6 +15,7 @@ agent frameworks do. The provider is tests/sdk/fakes.py's fake.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -89,10 +90,8 @@ def run(convention: str, tracer_provider: Any, provider: FakeProvider | None = N
                     pass
             client.embeddings.create(model="text-embedding-3-small", input="Lisbon")
             provider.fail_status = 500
-            try:
+            with contextlib.suppress(openai.APIStatusError):
                 client.chat.completions.create(model="gpt-4o", messages=msgs)
-            except openai.APIStatusError:
-                pass
             provider.fail_status = None
     finally:
         inst.uninstrument()

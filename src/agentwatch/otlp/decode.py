@@ -87,8 +87,10 @@ class SpanRecord:
 def decode_protobuf(body: bytes) -> list[SpanRecord]:
     try:
         req = ExportTraceServiceRequest.FromString(body)
-    except (_ProtobufDecodeError, RecursionError, ValueError) as e:
-        raise DecodeError(f"body is not a valid ExportTraceServiceRequest protobuf: {e}") from None
+    except (_ProtobufDecodeError, RecursionError, ValueError) as exc:
+        raise DecodeError(
+            f"body is not a valid ExportTraceServiceRequest protobuf: {exc}"
+        ) from None
     out: list[SpanRecord] = []
     append = out.append
     for ri, rs in enumerate(req.resource_spans):
@@ -97,11 +99,11 @@ def decode_protobuf(body: bytes) -> list[SpanRecord]:
             scope = ss.scope.name
             for i, s in enumerate(ss.spans):
                 attrs, dropped = _pb_attributes(s.attributes)
-                events = []
-                for e in s.events:
-                    if e.name in KEPT_EVENTS and len(events) < MAX_EVENTS:
+                events: list[SpanEvent] = []
+                for ev in s.events:
+                    if ev.name in KEPT_EVENTS and len(events) < MAX_EVENTS:
                         events.append(
-                            SpanEvent(e.name, e.time_unix_nano, _pb_attributes(e.attributes)[0])
+                            SpanEvent(ev.name, ev.time_unix_nano, _pb_attributes(ev.attributes)[0])
                         )
                 append(
                     SpanRecord(
@@ -300,9 +302,7 @@ def _int(v: Any, where: str, lo: int = 0, hi: int = UINT64_MAX) -> int:
         return 0
     if type(v) is int:
         n = v
-    elif type(v) is str and _DECIMAL(v):
-        n = int(v)
-    elif type(v) is float and v.is_integer():
+    elif (type(v) is str and _DECIMAL(v)) or (type(v) is float and v.is_integer()):
         n = int(v)
     else:
         raise _Bad(f"{where} must be an integer")

@@ -462,11 +462,11 @@ class Mapper:
         try:
             return Event(
                 id=event_id(rec.trace_id, rec.span_id),
-                kind=kind,
+                kind=kind,  # type: ignore[arg-type]  # one of KINDS, from classify()
                 task_name=_clip(task_name, MAX_NAME),
                 agent_name=_clip(agent_name, MAX_NAME),
                 latency_ms=(end - rec.start_ns) / 1e6,
-                status=status,
+                status=status,  # type: ignore[arg-type]  # "success" or "error"
                 error_message=error,
                 timestamp=_EPOCH + timedelta(microseconds=rec.start_ns // 1000),
                 metadata=meta.d,
@@ -500,7 +500,8 @@ def _id_problem(rec: SpanRecord) -> str | None:
     if len(rec.span_id) != 8 or not any(rec.span_id):
         return f"spanId must be 8 bytes (16 hex digits), not all zero; got {len(rec.span_id)} bytes"
     if rec.parent_span_id and len(rec.parent_span_id) != 8:
-        return f"parentSpanId must be empty or 8 bytes (16 hex digits); got {len(rec.parent_span_id)} bytes"
+        n = len(rec.parent_span_id)
+        return f"parentSpanId must be empty or 8 bytes (16 hex digits); got {n} bytes"
     if rec.start_ns <= 0:
         return "startTimeUnixNano is missing"
     return None

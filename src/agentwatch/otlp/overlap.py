@@ -98,9 +98,12 @@ def _exports_to(server_url: str) -> bool:
 
 def _records(provider: str) -> bool:
     package = {"azure": "openai"}.get(provider, provider)  # Azure OpenAI is the openai package
-    if provider == "anthropic" and "anthropic._tracing" in sys.modules:
-        if os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").lower() != "false":
-            return True
+    if (
+        provider == "anthropic"
+        and "anthropic._tracing" in sys.modules
+        and os.environ.get("ANTHROPIC_OPEN_TELEMETRY", "").lower() != "false"
+    ):
+        return True
     mod = sys.modules.get("opentelemetry.instrumentation.instrumentor")
     base = getattr(mod, "BaseInstrumentor", None)
     if base is None:
