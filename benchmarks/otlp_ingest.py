@@ -13,7 +13,7 @@ processes post over keep-alive connections; a 200 means committed.
 decoder, the JSON reader, and protobuf's own json_format (which the JSON path
 does not use) for comparison.
 
-    python benchmarks/otlp_ingest.py [--traces 20000] [--clients 2] [--batch 512]
+    python benchmarks/otlp_ingest.py [--traces 20000] [--clients 2] [--batch 512] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -193,6 +193,13 @@ def main() -> None:
     ap.add_argument("--traces", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=512, help="spans per OTLP request")
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the three loads this many times in turn and keep each one's best (a busy "
+        "machine's noise hits every kind alike)",
+    )
     a = ap.parse_args()
     traces = make_traces(a.traces)
     docs = requests_json(traces, a.batch)
@@ -223,19 +230,23 @@ def main() -> None:
             Mapper().map, [decode_protobuf(b) for b in pb_bodies], n_spans
         ),
     }
-    results = {}
-    for name, path, ctype, bodies in (
+    loads = (
         ("otlp_protobuf", "/v1/traces", "application/x-protobuf", pb_bodies),
         ("otlp_json", "/v1/traces", "application/json", json_bodies),
         ("api_events", "/api/events", "application/json", api_bodies),
-    ):
-        r = run_load(path, ctype, bodies, a.clients)
-        r["spans_per_second"] = round(n_spans / r["seconds"])
-        r["events_per_second"] = round(n_events / r["seconds"])
-        r["request_bytes_avg"] = round(sum(map(len, bodies)) / len(bodies))
-        if r["stored"] != n_events:
-            raise SystemExit(f"{name}: stored {r['stored']} of {n_events} events")
-        results[name] = r
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for _ in range(a.repeat):
+        for name, path, ctype, bodies in loads:
+            r = run_load(path, ctype, bodies, a.clients)
+            if r["stored"] != n_events:
+                raise SystemExit(f"{name}: stored {r['stored']} of {n_events} events")
+            if name in results and results[name]["seconds"] <= r["seconds"]:
+                continue
+            r["spans_per_second"] = round(n_spans / r["seconds"])
+            r["events_per_second"] = round(n_events / r["seconds"])
+            r["request_bytes_avg"] = round(sum(map(len, bodies)) / len(bodies))
+            results[name] = r
     print(
         json.dumps(
             {
@@ -245,6 +256,7 @@ def main() -> None:
                 "events": n_events,
                 "batch_spans": a.batch,
                 "clients": a.clients,
+                "repeat": a.repeat,
                 "decode": decode,
                 "ingest": results,
                 "machine": {**machine(), "load": os.getloadavg()[0]},

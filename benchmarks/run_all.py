@@ -54,7 +54,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "5000", "--repeat", "2", "--under-load", "2", "--load-batch", "500"],
     ),
     # OpenTelemetry in: spans/s through /v1/traces, protobuf and JSON, beside /api/events.
-    ("otlp_ingest.py", ["--traces", "20000"], ["--traces", "200"]),
+    ("otlp_ingest.py", ["--traces", "20000", "--repeat", "3"], ["--traces", "200"]),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],
