@@ -86,6 +86,35 @@ def check_common(evs: dict[str, dict[str, Any]], spans: dict[str, list[dict[str,
             assert e["provider"] == "openai"
 
 
+def check_chats(
+    evs: dict[str, dict[str, Any]],
+    spans: dict[str, list[dict[str, Any]]],
+    name: str,
+    cache_read: int,
+    reasoning: int,
+    cost: float,
+) -> tuple[dict[str, Any], ...]:
+    """The three chat calls: under the custom step, streamed in the tool, failed."""
+    chats = spans[name]
+    plain, streamed, failed = (evs[eid(s)] for s in chats)
+    # the call under the custom "plan" span links to the agent run, through it
+    assert plain["parent_id"] == eid(spans["invoke_agent planner"][0])
+    assert streamed["parent_id"] == eid(spans["execute_tool search_flights"][0])
+    for e, s in ((plain, chats[0]), (streamed, chats[1])):
+        assert e["kind"] == "llm" and e["status"] == "success"
+        assert e["model"] == "gpt-4o-2024-08-06"  # the response's model over the request's
+        # input counts include the cached tokens in both conventions: never added again
+        assert (e["input_tokens"], e["output_tokens"]) == (1200, 300)
+        assert (e["cache_read_tokens"], e["cache_write_tokens"]) == (cache_read, 0)
+        assert e["reasoning_tokens"] == reasoning
+        assert e["cost_usd"] == pytest.approx(cost)
+        assert e["latency_ms"] == pytest.approx(latency(s))
+    assert failed["status"] == "error"
+    assert failed["parent_id"] == plain["parent_id"]
+    assert failed["model"] == "gpt-4o" and failed["cost_usd"] == 0.0
+    return plain, streamed, failed
+
+
 @pytest.mark.parametrize("convention", ["genai", "openinference"])
 def test_protobuf_and_json_decode_alike(convention: str) -> None:
     doc = load(convention)
@@ -101,27 +130,12 @@ def test_genai_golden(server: Any) -> None:
     evs = stored(server, doc)
     check_common(evs, spans)
     run_id = eid(spans["invoke_agent planner"][0])
-
-    chats = spans["chat gpt-4o"]
-    plain, streamed, failed = (evs[eid(s)] for s in chats)
-    # the chat under the custom "plan" span links to the agent run, through it
-    assert plain["parent_id"] == run_id
-    assert streamed["parent_id"] == eid(spans["execute_tool search_flights"][0])
-    for e, s in ((plain, chats[0]), (streamed, chats[1])):
-        assert e["kind"] == "llm" and e["status"] == "success"
-        assert e["model"] == "gpt-4o-2024-08-06"  # gen_ai.response.model over request.model
-        assert (e["input_tokens"], e["output_tokens"]) == (1200, 300)
-        # openai-v2 2.4b0 does not report cached or reasoning tokens
-        assert (e["cache_read_tokens"], e["reasoning_tokens"]) == (0, 0)
-        assert e["cost_usd"] == pytest.approx(CHAT_COST_NO_CACHE)
-        assert e["latency_ms"] == pytest.approx(latency(s))
-        assert e["metadata"]["gen_ai.response.id"] == "chatcmpl-1"
-
-    assert failed["status"] == "error" and failed["parent_id"] == run_id
+    # openai-v2 2.4b0 reports neither cached nor reasoning tokens
+    plain, _, failed = check_chats(evs, spans, "chat gpt-4o", 0, 0, CHAT_COST_NO_CACHE)
+    assert plain["metadata"]["gen_ai.response.id"] == "chatcmpl-1"
     assert failed["error_message"] == "Error code: 500 - fake provider failure"
     # error.type as openai-v2 2.4b0 writes it
     assert failed["metadata"]["error_type"] == "<class 'openai.InternalServerError'>"
-    assert failed["model"] == "gpt-4o" and failed["cost_usd"] == 0.0
 
     emb = evs[eid(spans["embeddings text-embedding-3-small"][0])]
     assert emb["kind"] == "llm" and emb["model"] == "text-embedding-3-small"
@@ -141,29 +155,15 @@ def test_openinference_golden(server: Any) -> None:
     spans = spans_by_name(doc)
     evs = stored(server, doc)
     check_common(evs, spans)
-    run_id = eid(spans["invoke_agent planner"][0])
-
     chats = spans["ChatCompletion"]
-    plain, streamed, failed = (evs[eid(s)] for s in chats)
-    assert plain["parent_id"] == run_id
-    assert streamed["parent_id"] == eid(spans["execute_tool search_flights"][0])
-    for e, s in ((plain, chats[0]), (streamed, chats[1])):
-        assert e["kind"] == "llm" and e["status"] == "success"
-        assert e["model"] == "gpt-4o-2024-08-06"
-        # llm.token_count.prompt already includes the 200 cached tokens: not added again
-        assert (e["input_tokens"], e["output_tokens"]) == (1200, 300)
-        assert (e["cache_read_tokens"], e["cache_write_tokens"]) == (200, 0)
-        assert e["reasoning_tokens"] == 50
-        assert e["cost_usd"] == pytest.approx(CHAT_COST_CACHED)
-        assert e["latency_ms"] == pytest.approx(latency(s))
+    plain, streamed, failed = check_chats(evs, spans, "ChatCompletion", 200, 50, CHAT_COST_CACHED)
     first_token = next(ev for ev in chats[1]["events"] if ev["name"] == "First Token Stream Event")
     ttft = (int(first_token["timeUnixNano"]) - int(chats[1]["startTimeUnixNano"])) / 1e6
     assert streamed["metadata"]["time_to_first_token_ms"] == pytest.approx(ttft)
     assert plain["metadata"]["llm.input_messages.0.message.content"] == "Plan a trip to Lisbon"
 
-    assert failed["status"] == "error" and failed["parent_id"] == run_id
     assert failed["error_message"] == "InternalServerError: Error code: 500 - fake provider failure"
-    assert failed["model"] == "gpt-4o"  # from llm.invocation_parameters
+    assert "llm.model_name" not in {a["key"] for a in chats[2]["attributes"]}  # so: from parameters
 
     emb = evs[eid(spans["CreateEmbeddings"][0])]
     assert emb["model"] == "text-embedding-3-small"  # embedding.model_name
