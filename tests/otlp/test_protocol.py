@@ -230,3 +230,12 @@ def test_error_status_and_exception_event(server: Any) -> None:
     assert evs["llm"]["status"] == "error"
     assert evs["llm"]["error_message"] == "RateLimitError: slow down"
     assert evs["task"]["status"] == "error" and evs["task"]["error_message"] == "Timeout"
+
+
+def test_a_wide_nested_value_is_stored_cut(server: Any) -> None:
+    t = new_trace()
+    wide = [[["x" * 20] * 64] * 64] * 8  # ~650 KB of JSON in one attribute
+    post(server.url, request(span(t, new_span(), name="wide", attrs={**llm(), "wide": wide})))
+    (ev,) = events(server.url, trace_id=t)
+    stored = ev["metadata"]["wide"]
+    assert isinstance(stored, str) and len(stored) <= 1024 and stored.startswith('[[["xxx')

@@ -87,6 +87,10 @@ def test_children_first_across_requests(server: Any) -> None:
     # yet when the LLM call came, so its task is the service's name.
     assert evs["chat gpt-4o"]["task_name"] == "test-svc"
     assert evs["chat gpt-4o"]["agent_name"] == "test-svc"
+    # Retried exports (all of them, in any order) change nothing.
+    for part in ((s["http"],), (s["step"],), (s["llm"],), (s["tool"], s["agent"])):
+        send(server, *part)
+    assert stored(server, t) == evs
 
 
 def test_parent_seen_before_a_late_child(server: Any) -> None:

@@ -249,21 +249,27 @@ class _Meta:
         if len(self.d) >= MAX_META_KEYS or self.chars >= MAX_META_CHARS:
             self.dropped += 1
             return
-        v = self._value(value)
-        self.d[_clip(key, MAX_NAME)] = v
-        self.chars += len(key) + (len(v) if type(v) is str else 8)
-
-    def _value(self, v: Any) -> Any:
-        t = type(v)
+        room = min(MAX_META_VALUE_CHARS, max(MAX_META_CHARS - self.chars, 16))
+        t = type(value)
         if t is str:
-            return _clip(v, min(MAX_META_VALUE_CHARS, max(MAX_META_CHARS - self.chars, 16)))
-        if t is float:
-            return v if math.isfinite(v) else None
-        if t is list:
-            return [self._value(x) for x in v]
-        if t is dict:
-            return {_clip(k, MAX_NAME): self._value(x) for k, x in v.items()}
-        return v
+            v: Any = _clip(value, room)
+            size = len(v)
+        elif t is float:
+            v = value if math.isfinite(value) else None
+            size = 8
+        elif t is list or t is dict:
+            # Arrays and maps are measured as the JSON they will be stored as;
+            # one too long is kept as its JSON text, cut (NaN becomes null).
+            text = orjson.dumps(value).decode()
+            size = len(text)
+            v = value if size <= room else _clip(text, room)
+            if size > room:
+                size = len(v)
+        else:
+            v = value
+            size = 8
+        self.d[_clip(key, MAX_NAME)] = v
+        self.chars += len(key) + size
 
 
 class Mapper:
@@ -292,8 +298,10 @@ class Mapper:
             kind = classify(rec.attrs)
             if kind is None and parent is not None:
                 known = mem.get(key, now)
-                if known is not None and known[2] == PROMISED:
-                    kind = "task"  # a stored child already links to it: keep it
+                # A stored child already links to it (or did, if this is a
+                # retried export): keep it, so that the link resolves.
+                if known is not None and known[2] in (PROMISED, STORED_TASK):
+                    kind = "task"
             if key not in local:
                 local[key] = (parent, rec, kind)
                 spans.append((key, parent, rec, kind))
