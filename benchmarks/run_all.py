@@ -53,6 +53,8 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "1000000", "--under-load", "20"],
         ["--events", "5000", "--repeat", "2", "--under-load", "2", "--load-batch", "500"],
     ),
+    # OpenTelemetry in: spans/s through /v1/traces, protobuf and JSON, beside /api/events.
+    ("otlp_ingest.py", ["--traces", "20000", "--repeat", "3"], ["--traces", "200"]),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],

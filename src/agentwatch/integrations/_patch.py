@@ -24,6 +24,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agentwatch.otlp.overlap import otel_reports
 from agentwatch.sdk.client import error_text, get_global
 from agentwatch.sdk.context import current_run
 from agentwatch.sdk.safety import internal_error
@@ -154,7 +155,9 @@ class Call:
         self.run = current_run.get()
         self.meta: dict[str, Any] = {}
         self.ttft: float | None = None
-        self.done = False
+        # Done before it starts when OpenTelemetry spans already report this
+        # provider's calls to the same server (otlp/overlap.py, docs/otlp.md).
+        self.done = otel_reports(provider, client.server_url)
         self.wall = time.time()
         self.t0 = time.perf_counter()
 

@@ -1,0 +1,8 @@
+"""OTLP tests: helpers (build.py) and the captured runs (scenario.py) sit beside them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
