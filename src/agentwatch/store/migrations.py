@@ -106,12 +106,20 @@ def _v5_binary_ids(conn: Connection) -> None:
     conn.execute(text("UPDATE events SET id = aw_pack_id(id) WHERE typeof(id) = 'text'"))
 
 
+def _v10_api_keys(conn: Connection) -> None:
+    """API keys (issue 11): names, scopes and secret hashes (store/keys.py)."""
+    from agentwatch.store.keys import create_table
+
+    create_table(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _v2_rollups),
     (3, "ten-minute and day rollups (rebuilt from the events)", _recount_rollups),
     (4, "four-hour and totals rollups; minute rollups for recent data only", _recount_rollups),
     (5, "SQLite: UUID ids stored as 16 bytes", _v5_binary_ids),
+    (10, "API keys: name, scope, secret hash, last use", _v10_api_keys),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 from sqlalchemy import ColumnElement, Connection, case, delete, func, literal_column, select, tuple_
 
+from agentwatch.store import keys
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
 from agentwatch.store.dialect import (
     NOTIFY_CHANNEL,
@@ -22,6 +23,7 @@ from agentwatch.store.dialect import (
     sqlite_insert,
     unpack_id,
 )
+from agentwatch.store.keys import ApiKey
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.rollups import (
     FOUR_HOURS_US,
@@ -480,6 +482,20 @@ class SqlStore:
         with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
             begin_write(conn)
             yield conn
+
+    # -- API keys (issue 11) --
+    def add_key(self, key: ApiKey) -> None:
+        """Store a new key (raises store.keys.KeyExists for a taken name)."""
+        keys.add(self.engine, key)
+
+    def list_keys(self) -> list[ApiKey]:
+        return keys.all_keys(self.engine)
+
+    def revoke_key(self, name: str) -> bool:
+        return keys.remove(self.engine, name)
+
+    def touch_keys(self, used: dict[str, int]) -> None:
+        keys.touch(self.engine, used)
 
 
 def _piece(p: Piece, f: Filters, totals: bool) -> tuple[Any, Any, list[ColumnElement[bool]]]:
