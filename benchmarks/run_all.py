@@ -53,6 +53,13 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "1000000", "--under-load", "20"],
         ["--events", "5000", "--repeat", "2", "--under-load", "2", "--load-batch", "500"],
     ),
+    # Access control: the gate alone (microseconds per request) and real
+    # servers with --auth off, protected mode and keys.
+    (
+        "auth_overhead.py",
+        [],
+        ["--calls", "20000", "--requests", "100", "--rounds", "1"],
+    ),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],

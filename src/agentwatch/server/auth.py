@@ -450,6 +450,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 _CSP_NAME = b"content-security-policy"
+_ALL_HEADERS = [(_CSP_NAME, CSP.encode()), *SECURITY_HEADERS]
 
 
 def csp_with_inline_scripts(html: str) -> str:
@@ -517,8 +518,7 @@ def _json_response(status: int, detail: str, extra: list[tuple[bytes, bytes]] | 
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"content-security-policy", CSP.encode()),
-        *SECURITY_HEADERS,
+        *_ALL_HEADERS,
         *(extra or []),
     ]
     start = {"type": "http.response.start", "status": status, "headers": headers}
@@ -555,9 +555,14 @@ class Gate:
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                if not any(k.lower() == _CSP_NAME for k, _ in headers):
-                    headers.append((_CSP_NAME, CSP.encode()))
-                headers.extend(SECURITY_HEADERS)
+                # A route may set its own policy (/docs); Starlette's header
+                # names are lowercase already.
+                for k, _ in headers:
+                    if k == _CSP_NAME:
+                        headers.extend(SECURITY_HEADERS)
+                        break
+                else:
+                    headers.extend(_ALL_HEADERS)
                 message = {**message, "headers": headers}
             await send(message)
 
