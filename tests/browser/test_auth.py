@@ -84,6 +84,19 @@ def keyed(
     return srv, keys, db_url
 
 
+def submit_key(page: Any, key: str) -> None:
+    page.fill("#signin-key", key)
+    page.click(".signin-submit")
+
+
+def sign_in(page: Any, url: str, key: str, ready: str = "true") -> None:
+    """Open the dashboard, meet the form, sign in, wait for the data."""
+    page.goto(url + "/")
+    page.wait_for_selector("#signin[open]")
+    submit_key(page, key)
+    page.wait_for_selector(f'html[data-ready="{ready}"]')
+
+
 def _only_auth_refusals(page: Any, statuses: tuple[int, ...]) -> None:
     """Chromium logs each refused fetch as a console error; accept those, and
     only those, for the attempts the test makes on purpose."""
@@ -106,18 +119,15 @@ def test_sign_in_live_feed_and_sign_out(
     api_calls = [u for u in page.watch.requests if "/api/" in u]
     assert all(u.endswith("/api/session") for u in api_calls), api_calls
 
-    page.fill("#signin-key", keys["read"] + "x")
-    page.click(".signin-submit")
+    submit_key(page, keys["read"] + "x")
     page.wait_for_selector("#signin-error:not([hidden])")
     assert "not accepted" in page.locator("#signin-error").inner_text()
-    page.fill("#signin-key", keys["ingest"])
-    page.click(".signin-submit")
+    submit_key(page, keys["ingest"])
     # (a locator, not wait_for_function: the page's CSP forbids evaluating strings)
     page.locator("#signin-error", has_text="ingest key").wait_for()
     _only_auth_refusals(page, (401, 403))
 
-    page.fill("#signin-key", keys["read"])
-    page.click(".signin-submit")
+    submit_key(page, keys["read"])
     page.wait_for_selector('html[data-ready="true"]')
     assert not page.locator("#signin").evaluate("d => d.open")
     assert page.locator("#feed li").count() == 1
@@ -149,11 +159,7 @@ def test_a_revoked_key_asks_to_sign_in_again(
     page: Any, keyed: tuple[ServerProcess, dict[str, str], str]
 ) -> None:
     srv, keys, db = keyed
-    page.goto(srv.url + "/")
-    page.wait_for_selector("#signin[open]")
-    page.fill("#signin-key", keys["read"])
-    page.click(".signin-submit")
-    page.wait_for_selector('html[data-ready="true"]')
+    sign_in(page, srv.url, keys["read"])
     keys_cli(db, "revoke", "ui-read")
     wait_for(
         lambda: (
@@ -352,11 +358,7 @@ def test_a_signed_in_admin_is_not_used_by_another_site(
     keeps the cookie home; the body type and the missing header are refused)."""
     admin = create_key(db_url, "admin", "victim-admin")
     srv = server_factory().start()
-    victim.goto(srv.url + "/")
-    victim.wait_for_selector("#signin[open]")
-    victim.fill("#signin-key", admin)
-    victim.click(".signin-submit")
-    victim.wait_for_selector('html[data-ready="empty"]')  # signed in; no events yet
+    sign_in(victim, srv.url, admin, ready="empty")  # signed in; no events yet
     # The dashboard itself, signed in, could write (it sends the header):
     same = _try(
         victim,
