@@ -112,7 +112,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             upkeep.cancel()
             if keys_task is not None:
                 keys_task.cancel()
-                await asyncio.to_thread(access.keys.refresh)  # last-used times
+                if access.keys.any:
+                    await asyncio.to_thread(access.keys.flush)  # last-used times
             broadcaster.close_all()
             await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).

@@ -190,6 +190,15 @@ class KeyCache:
                 log.warning("the last API key was revoked: back to protected mode")
         return True
 
+    def flush(self) -> None:
+        """Write pending last-used times (at shutdown); nothing if there are none."""
+        used, self._used = self._used, {}
+        if used:
+            try:
+                self.store.touch_keys(used)
+            except Exception as e:  # the database is gone: only last-use times are lost
+                log.warning("cannot record the keys' last use: %s", e)
+
     async def run(self) -> None:
         """Reload forever (a task of the server's lifespan)."""
         while True:
