@@ -33,7 +33,9 @@ async def client(
     host: str, port: int, stats: dict, ready: asyncio.Event, stop: asyncio.Event, counter: list[int]
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+    writer.write(
+        b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
     await writer.drain()
     counter[0] += 1
     if counter[0] == stats["clients"]:
