@@ -55,6 +55,13 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ),
     # OpenTelemetry in: spans/s through /v1/traces, protobuf and JSON, beside /api/events.
     ("otlp_ingest.py", ["--traces", "20000", "--repeat", "3"], ["--traces", "200"]),
+    # Access control: the gate alone (microseconds per request) and real
+    # servers with --auth off, protected mode and keys.
+    (
+        "auth_overhead.py",
+        [],
+        ["--calls", "20000", "--requests", "100", "--rounds", "1"],
+    ),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],

@@ -33,7 +33,9 @@ async def client(
     host: str, port: int, stats: dict, ready: asyncio.Event, stop: asyncio.Event, counter: list[int]
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    writer.write(
+        b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
     await writer.drain()
     counter[0] += 1
     if counter[0] == stats["clients"]:
@@ -94,7 +96,7 @@ async def run(a: argparse.Namespace, url: str, port: int) -> dict:
     counter = [0]
     # the stalled client: connects, asks for the stream, never reads
     _stalled_r, stalled_w = await asyncio.open_connection("127.0.0.1", port)
-    stalled_w.write(b"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    stalled_w.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     tasks = [
         asyncio.create_task(client("127.0.0.1", port, stats, ready, stop, counter))
         for _ in range(a.clients)

@@ -1,4 +1,4 @@
-"""`agentwatch` command line: serve, demo, prune, rebuild-rollups, migrate-db."""
+"""`agentwatch` command line: serve, demo, keys, prune, rebuild-rollups, migrate-db."""
 
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level = settings.log_level.upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise CliError(f"unknown log level {settings.log_level!r}")
+        if settings.auth not in ("on", "off"):
+            raise CliError(f"--auth must be 'on' or 'off', not {settings.auth!r}")
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             prices = PriceBook.from_file(settings.prices)
@@ -248,6 +250,87 @@ def _store_call(db: str, fn: Any, *a: Any) -> Any:
         raise CliError(f"database {_shown_db(db)}: {error_line(e)}") from None
 
 
+def _keys_store(db: str, create: bool) -> Any:
+    from agentwatch.store.dialect import is_url
+
+    if not create and not is_url(db) and not Path(db).expanduser().is_file():
+        raise CliError(f"--db {db}: no such SQLite file")
+    return _open_store(db, maintenance=False)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from agentwatch.server.auth import new_key
+    from agentwatch.store.keys import KeyExists
+
+    try:
+        key, secret = new_key(args.name, args.scope)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    store = _keys_store(args.db, create=True)
+    try:
+        _store_call(args.db, store.add_key, key)
+    except KeyExists:
+        raise CliError(
+            f"a key named {args.name!r} exists already; revoke it first or choose another name"
+        ) from None
+    finally:
+        store.close()
+    # The note goes to stderr, so that `KEY=$(agentwatch keys create ...)` gets
+    # the secret alone; stdout's last (and only) line is the secret.
+    print(
+        f"Created key {key.name!r} (scope {key.scope}) in {_shown_db(args.db)}. Servers on "
+        "this database accept it within 5 seconds. The secret below is shown only this once "
+        "and cannot be recovered; store it now.",
+        file=sys.stderr,
+        flush=True,
+    )
+    print(secret, flush=True)
+    return 0
+
+
+def _when(ts: int | None) -> str:
+    if ts is None:
+        return "never"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from agentwatch.server.auth import PREFIX
+
+    store = _keys_store(args.db, create=False)
+    try:
+        keys = _store_call(args.db, store.list_keys)
+    finally:
+        store.close()
+    if not keys:
+        print("no API keys: the server is in protected mode (only its own machine is served)")
+        return 0
+    rows = [("NAME", "SCOPE", "ID", "CREATED", "LAST USED")]
+    rows += [
+        (k.name, k.scope, f"{PREFIX}{k.key_id}_…", _when(k.created_at), _when(k.last_used_at))
+        for k in keys
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    store = _keys_store(args.db, create=False)
+    try:
+        gone = _store_call(args.db, store.revoke_key, args.name)
+        left = len(_store_call(args.db, store.list_keys)) if gone else None
+    finally:
+        store.close()
+    if not gone:
+        raise CliError(f"no key named {args.name!r} (see `agentwatch keys list`)")
+    print(f"revoked key {args.name!r}; servers on this database refuse it within 5 seconds")
+    if left == 0:
+        print("that was the last key: the server is back in protected mode")
+    return 0
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -283,6 +366,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings(rebuild, ("db",))
     rebuild.set_defaults(func=cmd_rebuild)
+    keys = sub.add_parser(
+        "keys",
+        help="Create, list and revoke API keys",
+        description="Manage the API keys of the store at --db (the same database as "
+        "`agentwatch serve`, which may be running; changes reach it within 5 seconds). "
+        "See docs/security.md.",
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    kc = keys_sub.add_parser(
+        "create",
+        help="Create a key and print its secret (once)",
+        description="Create a key. Its secret is printed alone on stdout, once; only a "
+        "hash is stored. ingest: send events; read: queries, live stream, dashboard; "
+        "admin: everything.",
+    )
+    kc.add_argument("--scope", required=True, choices=("ingest", "read", "admin"))
+    kc.add_argument("--name", required=True, help="a unique name, e.g. prod-sdk or dashboard")
+    _add_settings(kc, ("db",))
+    kc.set_defaults(func=cmd_keys_create)
+    kl = keys_sub.add_parser(
+        "list",
+        help="List keys (never their secrets)",
+        description="List keys: name, scope, public id, created, last used (to the minute).",
+    )
+    _add_settings(kl, ("db",))
+    kl.set_defaults(func=cmd_keys_list)
+    kr = keys_sub.add_parser(
+        "revoke",
+        help="Revoke a key by name",
+        description="Delete a key; servers refuse "
+        "it within 5 seconds. Revoking the last key returns the server to protected mode.",
+    )
+    kr.add_argument("name")
+    _add_settings(kr, ("db",))
+    kr.set_defaults(func=cmd_keys_revoke)
     mig = sub.add_parser(
         "migrate-db",
         help="Copy a store into another (e.g. SQLite into PostgreSQL)",

@@ -44,19 +44,24 @@ def test_openapi_docs(server: ServerProcess) -> None:
     assert "Event" in spec["components"]["schemas"]
 
 
-def test_cors_preflight_and_headers(server: ServerProcess) -> None:
-    r = httpx.options(
-        server.url + "/api/events",
+def preflight(url: str, origin: str, headers: str = "content-type") -> httpx.Response:
+    return httpx.options(
+        url + "/api/events",
         headers={
-            "Origin": "http://example.test",
+            "Origin": origin,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Headers": headers,
         },
     )
-    assert r.status_code == 200
-    assert r.headers["access-control-allow-origin"] in ("*", "http://example.test")
+
+
+def test_cors_closed_by_default(server: ServerProcess) -> None:
+    """No page of another origin may read the API unless --cors-origins says so
+    (issue 11): neither a preflight nor a plain request gets an allow-origin."""
+    r = preflight(server.url, "http://example.test")
+    assert "access-control-allow-origin" not in r.headers
     r = httpx.get(server.url + "/api/health", headers={"Origin": "http://example.test"})
-    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
 
 
 def test_cors_origins_configurable(server_factory: type[ServerProcess]) -> None:
@@ -65,6 +70,9 @@ def test_cors_origins_configurable(server_factory: type[ServerProcess]) -> None:
     assert ok.headers["access-control-allow-origin"] == "http://good.test"
     bad = httpx.get(srv.url + "/api/health", headers={"Origin": "http://evil.test"})
     assert "access-control-allow-origin" not in bad.headers
+    pre = preflight(srv.url, "http://good.test", "content-type, authorization")
+    assert pre.status_code == 200
+    assert pre.headers["access-control-allow-origin"] == "http://good.test"
 
 
 def test_dashboard_served_at_root(server: ServerProcess) -> None:

@@ -80,7 +80,7 @@ def test_stalled_client_is_dropped_and_slows_nobody(server_factory: type[ServerP
     # A client that connects and then never reads a byte.
     stalled = socket.create_connection((u.hostname, u.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    stalled.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     reader = SseReader(srv.url)
     try:
         deadline = time.monotonic() + 10

@@ -23,7 +23,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, health, metrics, otlp, stream
+from agentwatch.server.api import events, health, metrics, otlp, session, stream
+from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.ingest import Writer
 from agentwatch.server.settings import Settings
@@ -82,6 +83,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
                 return
 
     writer = Writer(store, on_commit)
+    access = Access(store, settings.auth, settings.allowed_hosts, settings.host, STATIC_DIR)
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
     )
@@ -90,6 +92,12 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal tailing
         st.loop = asyncio.get_running_loop()
+        # Keys are in memory before the first request; then reloaded every
+        # few seconds, so `agentwatch keys` changes reach every server.
+        await asyncio.to_thread(access.keys.refresh)
+        access.rules.load(app.openapi())
+        _announce(access, settings)
+        keys_task = asyncio.create_task(access.keys.run()) if access.on else None
         # With a shared database every server streams what any of them
         # committed, read back in commit order; with SQLite, its own commits.
         tailing = await asyncio.to_thread(
@@ -103,6 +111,10 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             yield
         finally:
             upkeep.cancel()
+            if keys_task is not None:
+                keys_task.cancel()
+                if access.keys.any:
+                    await asyncio.to_thread(access.keys.flush)  # last-used times
             broadcaster.close_all()
             await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
@@ -119,17 +131,25 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         redoc_url=None,
     )
 
+    docs_page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="AgentWatch API",
+        swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/favicon.svg",
+        # No badge fetched from validator.swagger.io: nothing leaves the machine.
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    # FastAPI's page starts Swagger UI with an inline script: allow that one
+    # block by its hash rather than opening the policy to inline scripts.
+    docs_csp = csp_with_inline_scripts(bytes(docs_page).decode())
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="AgentWatch API",
-            swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/favicon.svg",
-        )
+        return HTMLResponse(docs_page, headers={"Content-Security-Policy": docs_csp})
 
     app.state.aw = st
+    app.state.access = access
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -146,14 +166,25 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             headers={"Retry-After": "1"},
         )
 
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_list,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["*"],
-        max_age=600,
-    )
-    for r in (events.router, metrics.router, stream.router, health.router, otlp.router):
+    app.add_middleware(Gate, access=access)
+    if settings.cors_list:
+        # Outside the gate, so that preflights (which carry no key) are
+        # answered here; the requests themselves still need their key.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_list,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+    for r in (
+        events.router,
+        metrics.router,
+        stream.router,
+        health.router,
+        session.router,
+        otlp.router,
+    ):
         app.include_router(r)
 
     def openapi() -> dict[str, Any]:
@@ -165,6 +196,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             comps = spec.setdefault("components", {}).setdefault("schemas", {})
             comps.update(schema.pop("$defs", {}))
             comps["EventBatch"] = schema
+            document(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -172,6 +204,22 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
     return app
+
+
+def _announce(access: Access, settings: Settings) -> None:
+    if not access.on:
+        log.warning(
+            "authentication is off (--auth off): anyone who can reach port %d can read "
+            "and write every event, without a key",
+            settings.port,
+        )
+    elif access.keys.any:
+        log.info("%d API key(s): every request needs one (see docs/security.md)", len(access.keys))
+    else:
+        log.info(
+            "protected mode: no API key exists, so only this machine is served; create one "
+            "with `agentwatch keys create --scope ingest|read|admin --name NAME`"
+        )
 
 
 RETENTION_EVERY_S = 3600.0  # the cut moves a day at a time; hourly is prompt enough

@@ -36,12 +36,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", int, 8787, "Port to listen on"),
     Setting("db", str, "agentwatch.db", "SQLite file path or postgresql:// URL"),
     Setting("prices", str, None, "JSON or TOML price file for custom model rates"),
-    Setting("cors_origins", str, "*", "Comma-separated allowed CORS origins"),
+    Setting(
+        "cors_origins",
+        str,
+        "",
+        "Comma-separated origins whose pages may call the API (CORS); none by default, * for any",
+    ),
     Setting("max_batch_events", int, 10_000, "Most events accepted in one POST (else 413)"),
     Setting("max_body_bytes", int, 10 * 1024 * 1024, "Largest request body accepted (else 413)"),
     Setting("sse_buffer", int, 1000, "Messages buffered per live-stream client before dropping it"),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error"),
     Setting("retention_days", int, 0, "Delete events older than N whole days (0: keep all)"),
+    Setting(
+        "auth",
+        str,
+        "on",
+        "on: API keys, and while none exists only this machine is served; off: no keys",
+    ),
+    Setting(
+        "allowed_hosts",
+        str,
+        "",
+        "Comma-separated Host names served while no key exists (*.example.com for subdomains)",
+    ),
 )
 
 
@@ -51,12 +68,14 @@ class Settings:
     port: int = 8787
     db: str = "agentwatch.db"
     prices: str | None = None
-    cors_origins: str = "*"
+    cors_origins: str = ""
     max_batch_events: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
     sse_buffer: int = 1000
     log_level: str = "info"
     retention_days: int = 0
+    auth: str = "on"
+    allowed_hosts: str = ""
 
     @property
     def cors_list(self) -> list[str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agentwatch.store.keys import ApiKey
 
 # Dimensions the metrics endpoints can filter and group on. Only these names
 # ever reach SQL as column references; values are always bound parameters.
@@ -128,3 +131,12 @@ class Store(Protocol):
     def stop_tail(self) -> None: ...
 
     def close(self) -> None: ...
+
+    # -- API keys (issue 11) --
+    def add_key(self, key: ApiKey) -> None: ...
+
+    def list_keys(self) -> list[ApiKey]: ...
+
+    def revoke_key(self, name: str) -> bool: ...
+
+    def touch_keys(self, used: dict[str, int]) -> None: ...

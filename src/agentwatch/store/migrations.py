@@ -203,6 +203,13 @@ def _pg_rollup_storage(conn: Connection) -> None:
     )
 
 
+def _v10_api_keys(conn: Connection) -> None:
+    """API keys (issue 11): names, scopes and secret hashes (store/keys.py)."""
+    from agentwatch.store.keys import create_table
+
+    create_table(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _superseded),
@@ -210,6 +217,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "four-hour and totals rollups; minute rollups for recent data only", _superseded),
     (5, "SQLite: UUID ids stored as 16 bytes", _superseded),
     (6, "names dictionary, (ts, id) key, rollups by series, deferred building", _v6_layout),
+    (10, "API keys: name, scope, secret hash, last use", _v10_api_keys),
 ]
 
 LATEST = max(v for v, _, _ in MIGRATIONS)

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import OperationalError
 
+from agentwatch.store import keys
 from agentwatch.store import rollups as ru
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
 from agentwatch.store.codec import NameCache, decode, encode, pack_id, to_api, unpack_id
@@ -24,6 +25,7 @@ from agentwatch.store.dialect import (
     sqlite_insert,
     wal_checkpoint,
 )
+from agentwatch.store.keys import ApiKey
 from agentwatch.store.migrations import upgrade
 from agentwatch.store.sketch import percentiles_by_group
 from agentwatch.store.tables import (
@@ -481,6 +483,20 @@ class SqlStore:
             names = self.names.names(conn, out)
             return {names[g]: a for g, a in out.items()}
         return out
+
+    # -- API keys (issue 11) --
+    def add_key(self, key: ApiKey) -> None:
+        """Store a new key (raises store.keys.KeyExists for a taken name)."""
+        keys.add(self.engine, key)
+
+    def list_keys(self) -> list[ApiKey]:
+        return keys.all_keys(self.engine)
+
+    def revoke_key(self, name: str) -> bool:
+        return keys.remove(self.engine, name)
+
+    def touch_keys(self, used: dict[str, int]) -> None:
+        keys.touch(self.engine, used)
 
 
 class _Acc:

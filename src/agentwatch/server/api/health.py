@@ -8,11 +8,16 @@ from fastapi import APIRouter, Request
 
 from agentwatch._version import __version__
 from agentwatch.server.api.common import run_in_threadpool, state
+from agentwatch.server.auth import PUBLIC, requires
 
 router = APIRouter(prefix="/api", tags=["health"])
 
 
-@router.get("/health", summary="Version, storage backend and stored event count")
+@router.get(
+    "/health",
+    summary="Version, storage backend and stored event count",
+    openapi_extra=requires(PUBLIC),  # load balancers and probes ask without a key
+)
 async def health(request: Request) -> dict[str, Any]:
     st = state(request)
     count = await run_in_threadpool(st.store.count_events)

@@ -28,6 +28,7 @@ from agentwatch.otlp.decode import DecodeError, decode_json, decode_protobuf
 from agentwatch.otlp.mapping import Mapper
 from agentwatch.server.api.common import state
 from agentwatch.server.api.events import _read_body
+from agentwatch.server.auth import OWN_CONTENT_TYPE
 from agentwatch.server.ingest import StorageUnavailable
 from agentwatch.server.validate import BatchError, to_rows
 
@@ -96,6 +97,7 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
         503: {"description": "Storage unavailable; retry (ingest is idempotent per span)"},
     },
     openapi_extra={
+        OWN_CONTENT_TYPE: True,  # 415 as a google.rpc.Status, as OTLP wants
         "requestBody": {
             "required": True,
             "description": "An ExportTraceServiceRequest (opentelemetry-proto), see docs/otlp.md",
@@ -103,7 +105,7 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
                 PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
                 JSON: {"schema": {"type": "object"}},
             },
-        }
+        },
     },
 )
 async def export_traces(request: Request) -> Response:

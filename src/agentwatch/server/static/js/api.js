@@ -1,6 +1,8 @@
 // The HTTP API client. URLs are relative, so the dashboard works behind a
 // reverse proxy under any path prefix.
 
+import { signInAgain } from "./auth.js";
+
 export class ApiError extends Error {
   constructor(message, status) {
     super(message);
@@ -34,6 +36,7 @@ export async function getJSON(path, params, slot) {
       headers: { Accept: "application/json" },
       signal: controller?.signal,
     });
+    if (resp.status === 401) signInAgain();
     if (!resp.ok) throw new ApiError(`${path}: HTTP ${resp.status}`, resp.status);
     return await resp.json();
   } finally {

@@ -2,6 +2,7 @@
 // the live stream, and the readiness marks used by tests and the benchmark.
 
 import * as api from "./api.js";
+import { authReady } from "./auth.js";
 import { Breakdown, bindTabs, paintTabs } from "./breakdown.js";
 import { renderCards } from "./cards.js";
 import { Charts, chartReady } from "./charts.js";
@@ -253,6 +254,7 @@ if (!RANGES.includes(state.range)) setRange("24h");
 paintRanges();
 renderFilterBar();
 paintTabs(state.tab);
+await authReady; // signed in, or no key needed (js/auth.js)
 refresh();
 loadFeed();
 feed.connect();
