@@ -13,13 +13,9 @@ import importlib
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING
 
-from agentwatch.integrations._patch import ImportHook, Patches, active_client, set_target
+from agentwatch.integrations._patch import ImportHook, Patches, Target, active_client, set_target
 from agentwatch.sdk.safety import internal_error, log_once
-
-if TYPE_CHECKING:
-    from agentwatch.sdk.client import AgentWatch
 
 __all__ = ["active_client", "instrument", "is_instrumented", "uninstrument"]
 
@@ -51,11 +47,11 @@ def _patch_provider(name: str) -> None:
     integration.patch(_patches)
 
 
-def instrument(client: AgentWatch | None = None) -> None:
-    """Patch installed provider SDKs to report to `client` (None: the init() client)."""
+def instrument(target: Target) -> None:
+    """Patch installed provider SDKs; each patched call records into `target()`."""
     global _instrumented
     with _lock:
-        set_target(client, True)
+        set_target(target)
         if _instrumented:
             return
         _instrumented = True
@@ -75,7 +71,7 @@ def uninstrument() -> None:
     """Restore original provider methods and stop patching on import. Idempotent."""
     global _instrumented
     with _lock:
-        set_target(None, False)
+        set_target(None)
         _hook.pending.clear()
         if _hook in sys.meta_path:
             sys.meta_path.remove(_hook)

@@ -22,35 +22,34 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from agentwatch.sdk.client import error_text, get_global
 from agentwatch.sdk.context import current_run
+from agentwatch.sdk.events import Sink, Tokens, build_event, error_text
 from agentwatch.sdk.safety import internal_error
 
-if TYPE_CHECKING:
-    from agentwatch.sdk.client import AgentWatch
+# -- where the patched methods record ------------------------------------------
 
-# -- which client the patched methods report to --------------------------------
+Target = Callable[[], Sink | None]
 
-_target: AgentWatch | None = None
-_enabled = False
+_target: Target | None = None
 
 
-def set_target(client: AgentWatch | None, enabled: bool) -> None:
-    global _target, _enabled
-    _target = client
-    _enabled = enabled
+def set_target(target: Target | None) -> None:
+    """Report patched calls to whatever `target()` returns at call time; None: stop."""
+    global _target
+    _target = target
 
 
-def active_client() -> AgentWatch | None:
-    """The client patched calls report to, or None (then the call is not measured)."""
-    if not _enabled:
+def active_client() -> Sink | None:
+    """The sink patched calls record into, or None (then the call is not measured)."""
+    target = _target
+    if target is None:
         return None
-    client = _target if _target is not None else get_global()
-    if client is None or client.disabled:
+    sink = target()
+    if sink is None or sink.disabled:
         return None
-    return client
+    return sink
 
 
 # -- patch registry ----------------------------------------------------------------
@@ -147,7 +146,7 @@ class Call:
 
     __slots__ = ("client", "done", "meta", "model", "provider", "run", "t0", "ttft", "wall")
 
-    def __init__(self, client: AgentWatch, provider: str, model: Any) -> None:
+    def __init__(self, client: Sink, provider: str, model: Any) -> None:
         self.client = client
         self.provider = provider
         self.model = model if isinstance(model, str) else ("" if model is None else str(model))
@@ -166,10 +165,10 @@ class Call:
         model: Any = None,
         error: BaseException | None = None,
         error_message: str | None = None,
-        usage: dict[str, int] | None = None,
+        usage: Tokens | None = None,
     ) -> None:
         """Queue the event; `usage` maps input/output/cache_read/cache_write/reasoning_tokens."""
-        tokens = usage or {}
+        tokens: Tokens = usage or {}
         if self.done:
             return
         self.done = True
@@ -184,30 +183,19 @@ class Call:
             if isinstance(code, int):
                 meta["http_status"] = code
             error_message = error_text(error)
-        client._emit(
-            {
-                "id": None,
-                "task_name": run.task if run is not None else client.task,
-                "agent_name": run.agent if run is not None else client.agent,
-                "model": (model if isinstance(model, str) and model else self.model) or "unknown",
-                "input_tokens": tokens.get("input_tokens", 0),
-                "output_tokens": tokens.get("output_tokens", 0),
-                "cache_read_tokens": tokens.get("cache_read_tokens", 0),
-                "cache_write_tokens": tokens.get("cache_write_tokens", 0),
-                "reasoning_tokens": tokens.get("reasoning_tokens", 0),
-                "latency_ms": max(0.0, (t_end - self.t0) * 1000.0),
-                "cost_usd": None,
-                "status": status,
-                "error_message": error_message,
-                "timestamp": self.wall,
-                "metadata": meta,
-                "kind": "llm",
-                "trace_id": run.trace_id if run is not None else None,
-                "parent_id": run.id if run is not None else None,
-                "provider": self.provider,
-                "user_id": None,
-                "session_id": None,
-            }
+        client.emit(
+            build_event(
+                client,
+                run,
+                model=(model if isinstance(model, str) and model else self.model) or "unknown",
+                latency_ms=max(0.0, (t_end - self.t0) * 1000.0),
+                status=status,
+                error_message=error_message,
+                timestamp=self.wall,
+                metadata=meta,
+                provider=self.provider,
+                **tokens,
+            )
         )
 
     def fail(self, exc: BaseException) -> None:
@@ -262,7 +250,7 @@ class StreamUsage(abc.ABC):
         self.have_usage = False
         self.error_message: str | None = None
 
-    def _set(self, fields: dict[str, int]) -> None:
+    def _set(self, fields: Tokens) -> None:
         # Assign, never add: a stream reports its totals once.
         self.input_tokens = fields.get("input_tokens", 0)
         self.output_tokens = fields.get("output_tokens", 0)

@@ -31,6 +31,7 @@ from agentwatch.integrations._patch import (
     wrap_async_stream,
     wrap_sync_stream,
 )
+from agentwatch.sdk.events import Tokens
 from agentwatch.sdk.safety import internal_error
 
 SUPPORTED = "anthropic>=2,<3"
@@ -60,7 +61,7 @@ def _thinking(u: Any) -> int:
     return _int(getattr(d, "thinking_tokens", 0)) if d is not None else 0
 
 
-def _message_usage(u: Any) -> dict[str, int]:
+def _message_usage(u: Any) -> Tokens:
     cache_read = _int(getattr(u, "cache_read_input_tokens", 0))
     cache_write = _int(getattr(u, "cache_creation_input_tokens", 0))
     return {
@@ -76,7 +77,7 @@ def _record_message(call: Call, result: Any) -> None:
     usage = getattr(result, "usage", None)
     if usage is None:
         call.meta["usage_missing"] = True
-        fields: dict[str, int] = {}
+        fields: Tokens = {}
     else:
         fields = _message_usage(usage)
     call.emit("success", time.perf_counter(), model=getattr(result, "model", None), usage=fields)

@@ -33,6 +33,7 @@ from agentwatch.integrations._patch import (
     wrap_async_stream,
     wrap_sync_stream,
 )
+from agentwatch.sdk.events import Tokens
 from agentwatch.sdk.safety import internal_error
 
 SUPPORTED = "openai>=3,<4"
@@ -64,7 +65,7 @@ def _provider_of(resource: Any, azure_types: tuple[type, ...]) -> str:
 # -- usage extraction --------------------------------------------------------------
 
 
-def _chat_usage(u: Any) -> dict[str, int]:
+def _chat_usage(u: Any) -> Tokens:
     d = getattr(u, "prompt_tokens_details", None)
     od = getattr(u, "completion_tokens_details", None)
     return {
@@ -76,7 +77,7 @@ def _chat_usage(u: Any) -> dict[str, int]:
     }
 
 
-def _responses_usage(u: Any) -> dict[str, int]:
+def _responses_usage(u: Any) -> Tokens:
     d = getattr(u, "input_tokens_details", None)
     od = getattr(u, "output_tokens_details", None)
     return {
@@ -88,7 +89,7 @@ def _responses_usage(u: Any) -> dict[str, int]:
     }
 
 
-def _embeddings_usage(u: Any) -> dict[str, int]:
+def _embeddings_usage(u: Any) -> Tokens:
     return {"input_tokens": _int(getattr(u, "prompt_tokens", 0))}
 
 

@@ -34,16 +34,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from agentwatch._ids import new_id
+from agentwatch.sdk.config import Config
+from agentwatch.sdk.events import Event
 from agentwatch.sdk.safety import internal_error, log, log_once
-
-Event = dict[str, Any]
-Exporter = Callable[[list[Event]], None]
 
 # The server's per-request limits (10,000 events, 10 MiB); we stay under both
 # so a batch is never refused for its size alone.
@@ -89,32 +87,55 @@ def _iso(ts: Any) -> Any:
     return ts
 
 
+class Stats(TypedDict):
+    """What ``agentwatch.stats()`` returns (docs/sdk.md explains each counter)."""
+
+    queued: int
+    sent: int
+    batches: int
+    dropped_queue_full: int
+    dropped_rejected: int
+    dropped_shutdown: int
+    retries: int
+    last_error: str | None
+
+
+Counter = Literal[
+    "sent", "batches", "dropped_queue_full", "dropped_rejected", "dropped_shutdown", "retries"
+]
+
+
+def empty_stats() -> Stats:
+    """The counters of a client that has sent nothing (also: no client at all)."""
+    return {
+        "queued": 0,
+        "sent": 0,
+        "batches": 0,
+        "dropped_queue_full": 0,
+        "dropped_rejected": 0,
+        "dropped_shutdown": 0,
+        "retries": 0,
+        "last_error": None,
+    }
+
+
 class Sender:
     """Bounded queue + batching daemon thread for one AgentWatch client."""
 
-    def __init__(
-        self,
-        server_url: str,
-        *,
-        batch_size: int = 100,
-        flush_interval: float = 1.0,
-        max_queue: int = 10_000,
-        shutdown_timeout: float = 5.0,
-        exporter: Exporter | None = None,
-    ) -> None:
-        self.server_url = server_url.rstrip("/")
+    def __init__(self, config: Config) -> None:
+        self.server_url = config.server_url.rstrip("/")
         parts = urlsplit(self.server_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"server_url must be http(s)://host[:port], got {server_url!r}")
+            raise ValueError(f"server_url must be http(s)://host[:port], got {config.server_url!r}")
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port
         self._path = (parts.path or "") + "/api/events"
-        self.batch_size = max(1, min(int(batch_size), MAX_BATCH_EVENTS))
-        self.flush_interval = max(0.01, float(flush_interval))
-        self.max_queue = max(1, int(max_queue))
-        self.shutdown_timeout = max(0.0, float(shutdown_timeout))
-        self._exporter = exporter
+        self.batch_size = max(1, min(int(config.batch_size), MAX_BATCH_EVENTS))
+        self.flush_interval = max(0.01, float(config.flush_interval))
+        self.max_queue = max(1, int(config.max_queue))
+        self.shutdown_timeout = max(0.0, float(config.shutdown_timeout))
+        self._exporter = config.exporter
         self._init_state()
         self._closed = False
         self._atexit_registered = False
@@ -141,13 +162,7 @@ class Sender:
         self._conn: http.client.HTTPConnection | None = None
         self._deadline: float | None = None
         self._pid = os.getpid()
-        self.sent = 0
-        self.batches = 0
-        self.dropped_queue_full = 0
-        self.dropped_rejected = 0
-        self.dropped_shutdown = 0
-        self.retries = 0
-        self.last_error: str | None = None
+        self._counts = empty_stats()  # "queued" is read from the queue itself
 
     def _after_fork_in_child(self) -> None:
         was_running = self._thread is not None and not self._closed
@@ -155,18 +170,18 @@ class Sender:
         if was_running:
             self._ensure_thread()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """Counters for this process (they reset in a forked child)."""
-        return {
-            "queued": sum(1 for e in list(self._queue) if not isinstance(e, _Marker)),
-            "sent": self.sent,
-            "batches": self.batches,
-            "dropped_queue_full": self.dropped_queue_full,
-            "dropped_rejected": self.dropped_rejected,
-            "dropped_shutdown": self.dropped_shutdown,
-            "retries": self.retries,
-            "last_error": self.last_error,
-        }
+        with self._stats_lock:
+            st = self._counts.copy()
+        st["queued"] = sum(1 for e in list(self._queue) if not isinstance(e, _Marker))
+        return st
+
+    def _count(self, counter: Counter, n: int = 1) -> int:
+        """Add `n` to one counter; returns its new value."""
+        with self._stats_lock:
+            self._counts[counter] += n
+            return self._counts[counter]
 
     # -- caller side (hot path) --------------------------------------------
 
@@ -175,9 +190,7 @@ class Sender:
         q = self._queue
         n = len(q)
         if n >= self.max_queue or self._closed:
-            with self._stats_lock:
-                self.dropped_queue_full += 1
-                first = self.dropped_queue_full == 1
+            first = self._count("dropped_queue_full") == 1
             if first and not self._closed:
                 log_once(
                     "queue_full",
@@ -288,8 +301,7 @@ class Sender:
             else:
                 n += 1
         if n:
-            with self._stats_lock:
-                self.dropped_shutdown += n
+            self._count("dropped_shutdown", n)
             log.warning("agentwatch: %d event(s) not sent before shutdown timeout", n)
 
     def _past_deadline(self) -> bool:
@@ -313,8 +325,8 @@ class Sender:
         if self._exporter is not None:
             try:
                 self._exporter(batch)
-                self.sent += len(batch)
-                self.batches += 1
+                self._count("sent", len(batch))
+                self._count("batches")
             except Exception as exc:
                 internal_error("sender.exporter", exc)
             return
@@ -347,9 +359,8 @@ class Sender:
         while True:
             status, detail, retry_after = self._post(body)
             if status == 200:
-                with self._stats_lock:
-                    self.sent += len(batch)
-                    self.batches += 1
+                self._count("sent", len(batch))
+                self._count("batches")
                 return
             if status == 413:
                 self._split_or_drop(batch, "413 payload too large")
@@ -362,17 +373,16 @@ class Sender:
                     self._reject(1, f"server rejected event ({status}): {detail}")
                 return
             # 5xx, 429 or network error: retry, unless we are out of time at shutdown.
-            self.last_error = f"{status} {detail}" if status is not None else detail
+            self._counts["last_error"] = f"{status} {detail}" if status is not None else detail
             log_once(
                 "send_retry",
                 logging.WARNING,
                 "agentwatch: cannot deliver events to %s (%s); retrying with backoff",
                 self.server_url,
-                self.last_error,
+                self._counts["last_error"],
             )
             if self._past_deadline():
-                with self._stats_lock:
-                    self.dropped_shutdown += len(batch)
+                self._count("dropped_shutdown", len(batch))
                 return
             delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
             if retry_after is not None:
@@ -380,8 +390,7 @@ class Sender:
             if self._deadline is not None:
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
             attempt = min(attempt + 1, 16)
-            with self._stats_lock:
-                self.retries += 1
+            self._count("retries")
             if self._deadline is None:
                 # Wakes early only for shutdown; flush() waits for the retry like anyone.
                 self._stop.wait(delay)
@@ -397,9 +406,8 @@ class Sender:
         self._send(batch[mid:])
 
     def _reject(self, n: int, why: str) -> None:
-        with self._stats_lock:
-            self.dropped_rejected += n
-        self.last_error = why
+        self._count("dropped_rejected", n)
+        self._counts["last_error"] = why
         log_once(
             "rejected:" + why[:40],
             logging.WARNING,
