@@ -176,6 +176,7 @@ def wrapper_only(n: int) -> dict[str, Any]:
 
     from agentwatch.integrations import anthropic as aw_anthropic
     from agentwatch.integrations import openai as aw_openai
+    from agentwatch.integrations._wrap import Endpoint, wrap_call
 
     completion = ChatCompletion.model_validate_json(CHAT)
     message = Message.model_validate_json(MSG)
@@ -188,12 +189,12 @@ def wrapper_only(n: int) -> dict[str, Any]:
         server_url="http://127.0.0.1:9", exporter=lambda batch: None, max_queue=10**7
     )
     out: dict[str, Any] = {}
-    stubs: dict[str, tuple[Callable[..., Any], Any, tuple[Any, ...]]] = {
-        "openai_chat_create": (lambda self, **kw: completion, aw_openai._make_sync, ("chat", ())),
-        "anthropic_messages_create": (lambda self, **kw: message, None, ()),
+    stubs: dict[str, tuple[Callable[..., Any], Endpoint]] = {
+        "openai_chat_create": (lambda self, **kw: completion, aw_openai.endpoint("chat", ())),
+        "anthropic_messages_create": (lambda self, **kw: message, aw_anthropic.CREATE),
     }
-    for name, (stub, make, extra) in stubs.items():
-        wrapped = make(stub, *extra) if make else aw_anthropic._wrap_create(stub)
+    for name, (stub, endpoint) in stubs.items():
+        wrapped = wrap_call(stub, endpoint, is_async=False)
         kwargs: dict[str, Any] = {"model": "gpt-4o", "messages": []}
         plain = [statistics.median(per_call_ns(functools.partial(stub, res, **kwargs), 1000))]
         patched = [statistics.median(per_call_ns(functools.partial(wrapped, res, **kwargs), 1000))]
