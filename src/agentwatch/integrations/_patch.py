@@ -15,6 +15,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,9 +83,10 @@ class Patches:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._done: dict[tuple[type, str], Any] = {}
+        self._done: dict[tuple[type, str], object] = {}
 
-    def wrap(self, owner: type, name: str, factory: Callable[[Any], Any]) -> None:
+    def wrap(self, owner: type, name: str, factory: Callable[[Any], object]) -> None:
+        """Replace ``owner.name`` by ``factory(original)``, once; absent names are skipped."""
         with self._lock:
             if (owner, name) in self._done:
                 return
@@ -125,7 +127,7 @@ class ImportHook(importlib.abc.MetaPathFinder):
         self,
         fullname: str,
         path: Sequence[str] | None,
-        target: Any = None,
+        target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
         callback = self.pending.get(fullname)
         if callback is None:
@@ -145,7 +147,7 @@ class ImportHook(importlib.abc.MetaPathFinder):
         loader = spec.loader
         original_exec = loader.exec_module
 
-        def exec_module(module: Any) -> None:
+        def exec_module(module: types.ModuleType) -> None:
             original_exec(module)
             if self.pending.pop(fullname, None) is not None:
                 try:

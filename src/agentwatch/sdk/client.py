@@ -13,6 +13,7 @@ import functools
 import inspect
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
+from datetime import datetime
 from typing import Any, TypeVar, Unpack, overload
 
 from agentwatch._ids import new_id
@@ -73,7 +74,7 @@ class Client:
         reasoning_tokens: int = 0,
         kind: str = "llm",
         provider: str | None = None,
-        timestamp: Any = None,
+        timestamp: float | datetime | str | None = None,
         trace_id: str | None = None,
         parent_id: str | None = None,
         user_id: str | None = None,

@@ -35,7 +35,7 @@ import time
 import weakref
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 from urllib.parse import urlsplit
 
 from agentwatch._ids import new_id
@@ -68,10 +68,10 @@ class _Marker:
 _iso_cache: tuple[int, str] = (-1, "")
 
 
-def _iso(ts: Any) -> Any:
+def _iso(ts: float | datetime) -> str:
     """Event timestamps travel as epoch floats until here, off the caller's thread."""
     global _iso_cache
-    if isinstance(ts, float | int) and not isinstance(ts, bool):
+    if not isinstance(ts, datetime):
         # Events of one batch mostly share their second: format it once.
         sec = int(ts)
         cached_sec, prefix = _iso_cache
@@ -80,11 +80,9 @@ def _iso(ts: Any) -> Any:
             _iso_cache = (sec, prefix)
         micros = min(999_999, round((ts - sec) * 1_000_000))
         return f"{prefix}.{micros:06d}+00:00"
-    if isinstance(ts, datetime):
-        if ts.tzinfo is None:  # naive means UTC, per the contract
-            ts = ts.replace(tzinfo=UTC)
-        return ts.astimezone(UTC).isoformat()
-    return ts
+    if ts.tzinfo is None:  # naive means UTC, per the contract
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat()
 
 
 class Stats(TypedDict):
@@ -315,7 +313,7 @@ class Sender:
         if not ev.get("id"):
             ev["id"] = new_id()
         ts = ev.get("timestamp")
-        if ts is not None and not isinstance(ts, str):
+        if isinstance(ts, float | int | datetime) and not isinstance(ts, bool):
             ev["timestamp"] = _iso(ts)
         return ev
 
