@@ -184,7 +184,8 @@ def test_422_isolates_bad_event(
     with caplog.at_level(logging.WARNING, logger="agentwatch"):
         for i in range(7):
             agentwatch.log_event(model="m", task_name="mixed", input_tokens=i)
-        agentwatch.log_event(model="m", task_name="mixed", input_tokens=-5)  # invalid
+        # Invalid in ways only the server knows (the SDK checks types, not its limits).
+        agentwatch.log_event(model="m", task_name="mixed", user_id="u" * 300)  # over 256
         agentwatch.log_event(model="", task_name="mixed", kind="llm")  # invalid: llm needs model
         assert agentwatch.flush(30)
     evs = stored(server.url, task_name="mixed")

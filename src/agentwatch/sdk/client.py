@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import datetime
-from typing import Any, TypeVar, Unpack, overload
+from typing import Any, Never, TypeVar, Unpack, overload
 
 from agentwatch._ids import new_id
 from agentwatch.sdk.config import Options, resolve
 from agentwatch.sdk.context import Run, current_run
-from agentwatch.sdk.events import Event, build_event, error_text
-from agentwatch.sdk.safety import internal_error
+from agentwatch.sdk.events import Event, build_event, error_text, problem
+from agentwatch.sdk.safety import internal_error, log_once, strict
 from agentwatch.sdk.sender import Sender, Stats
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,11 +81,15 @@ class Client:
         user_id: str | None = None,
         session_id: str | None = None,
         id: str | None = None,
+        **unknown: Never,
     ) -> bool:
-        """Queue one event; returns False if it was dropped (disabled or queue full).
+        """Queue one event; False if it was dropped (invalid, disabled or queue full).
 
         Inside a @track run, task and agent default to the run's, and the event
-        carries the run's trace_id and parent_id. Never raises for telemetry reasons.
+        carries the run's trace_id and parent_id. Never raises: an argument of
+        the wrong type or value, or of an unknown name, drops the event, which
+        is counted in ``stats()["dropped_invalid"]`` and logged once per field
+        (under ``AGENTWATCH_STRICT=1`` it raises TypeError instead).
         """
         if self.disabled:
             return False
@@ -113,7 +118,26 @@ class Client:
             session_id=session_id,
             id=id,
         )
+        if unknown:
+            name = next(iter(unknown))
+            return self._refuse(name, "an argument of log_event", unknown[name])
+        bad = problem(ev)
+        if bad is not None:
+            return self._refuse(bad[0], bad[1], ev[bad[0]])
         return self._sender.enqueue(ev)
+
+    def _refuse(self, field: str, what: str, value: object) -> bool:
+        msg = f"log_event: {field} must be {what}, got {value!r:.80}"
+        if strict():
+            raise TypeError(msg)
+        self._sender.count("dropped_invalid")
+        log_once(
+            "invalid:" + field,
+            logging.WARNING,
+            "agentwatch: event dropped, %s (counted in agentwatch.stats()['dropped_invalid'])",
+            msg,
+        )
+        return False
 
     def emit(self, event: Event) -> bool:
         """Queue an event made by build_event (the Sink interface); False if dropped."""
@@ -207,30 +231,55 @@ class Client:
 
 def make_tracker(
     get_client: Callable[[], Client | None],
-    task: str | None,
-    agent: str | None,
-    fn: Callable[..., Any] | None,
+    task: object,
+    agent: object,
+    fn: object,
 ) -> Any:
     """Build the @track decorator; the client is looked up per call, not at decoration.
 
     Looking it up per call lets module-level functions be decorated before
-    ``agentwatch.init()`` runs, which is the usual order in an app.
+    ``agentwatch.init()`` runs, which is the usual order in an app. Bad
+    arguments never raise (outside ``AGENTWATCH_STRICT``): a task or agent
+    that is not a string falls back to the default, and anything but a
+    function is returned undecorated, so the app runs as written, untracked.
     """
+    task_name = _name_argument("task", task)
+    agent_name = _name_argument("agent", agent)
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(func: Any) -> Any:
+        if not callable(func):
+            _bad_track_argument(f"track() decorates functions, not {func!r:.80}")
+            return func
         if inspect.isasyncgenfunction(func):
-            return _wrap_async_gen(func, get_client, task, agent)
+            return _wrap_async_gen(func, get_client, task_name, agent_name)
         if inspect.isgeneratorfunction(func):
-            return _wrap_gen(func, get_client, task, agent)
+            return _wrap_gen(func, get_client, task_name, agent_name)
         if inspect.iscoroutinefunction(func):
-            return _wrap_async(func, get_client, task, agent)
-        return _wrap_sync(func, get_client, task, agent)
+            return _wrap_async(func, get_client, task_name, agent_name)
+        return _wrap_sync(func, get_client, task_name, agent_name)
 
-    if fn is not None:
-        if not callable(fn):
-            raise TypeError("track() takes a function, or task=/agent= keyword arguments")
-        return decorate(fn)
-    return decorate
+    if fn is None:
+        return decorate
+    if not callable(fn):
+        _bad_track_argument(
+            f"track() takes a function, or task=/agent= keyword arguments; got {fn!r:.80}"
+            " (the function runs untracked)"
+        )
+        return lambda func: func
+    return decorate(fn)
+
+
+def _name_argument(what: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    _bad_track_argument(f"track(): {what} must be a string, got {value!r:.80} (default used)")
+    return None
+
+
+def _bad_track_argument(msg: str) -> None:
+    if strict():
+        raise TypeError(msg)
+    log_once("track:" + msg[:40], logging.WARNING, "agentwatch: %s", msg)
 
 
 def _start(

@@ -6,19 +6,29 @@ ISO timestamp, encodes batches to JSON and POSTs them to ``/api/events`` over
 one keep-alive ``http.client`` connection (stdlib only: the provider SDKs ship
 their own HTTP stacks, and an app must not pay for a third one).
 
-Delivery rules follow the server's contract:
+Delivery rules follow the server's contract. Every event ends in exactly one
+counter of :func:`Sender.stats`: ``sent`` or one of the ``dropped_*``.
 
-* 200: committed.
-* 5xx, 429 and network errors: retried with exponential backoff and full
-  jitter. Ingest is idempotent on the event id, so a retry never counts twice.
+* 200: committed (``sent``).
+* 429 and network errors: retried with exponential backoff and full jitter,
+  for as long as it takes (the server is busy or away, not refusing the
+  data). Ingest is idempotent on the event id, so a retry never counts twice.
+* 5xx: retried the same way, but a batch the server keeps failing for
+  ``FAILING_BATCH_MAX_AGE_S`` is dropped (``dropped_rejected``, logged once
+  with the server's answer), so one batch the server cannot take never holds
+  up the queue behind it.
 * 413: the batch is split in half and each half sent; a single event that is
-  still too large is dropped.
-* 422 and other 4xx: the server rejects a batch as a whole, so the batch is
-  bisected to isolate the bad events; only those are dropped (logged once).
+  still too large is dropped (``dropped_rejected``).
+* 400 and 422: the server refuses a batch as a whole, so the batch is bisected
+  to isolate the bad events; only those are dropped (``dropped_rejected``,
+  logged once per reason). Other 4xx say nothing about the data (a wrong URL,
+  a method not allowed): the batch is dropped whole.
 
-At shutdown (and at interpreter exit) the queue is flushed within a bounded
-time, so a dead server never hangs the host. After ``os.fork()`` the child
-starts an empty queue and a thread of its own.
+At shutdown (and at interpreter exit) the queue is flushed until a deadline; a
+request still waiting on the network then is cut, and whatever was not
+delivered is counted in ``dropped_shutdown``, so a dead or hung server never
+holds up the host's exit. After ``os.fork()`` the child starts an empty queue
+and a thread of its own.
 """
 
 from __future__ import annotations
@@ -28,8 +38,10 @@ import contextlib
 import http.client
 import json
 import logging
+import math
 import os
 import random
+import socket
 import threading
 import time
 import weakref
@@ -54,6 +66,14 @@ BACKOFF_CAP_S = 30.0
 # One POST must not wait forever on a hung server; 10 s is far above the
 # server's group-commit latency.
 REQUEST_TIMEOUT_S = 10.0
+# A batch answered 5xx for this long is dropped. Long enough to ride out a
+# server restart or a database failover (tens of seconds; about seven
+# attempts with the backoff above), short enough that a batch the server can
+# never take costs a minute of delay, not the whole queue.
+FAILING_BATCH_MAX_AGE_S = 60.0
+# After the shutdown deadline, how long the thread gets to notice and count
+# what is left before shutdown() counts it itself and returns.
+SHUTDOWN_GRACE_S = 0.25
 
 
 class _Marker:
@@ -73,7 +93,7 @@ def _iso(ts: float | datetime) -> str:
     global _iso_cache
     if not isinstance(ts, datetime):
         # Events of one batch mostly share their second: format it once.
-        sec = int(ts)
+        sec = math.floor(ts)  # not int(): before 1970 that would round up
         cached_sec, prefix = _iso_cache
         if sec != cached_sec:
             prefix = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -92,6 +112,7 @@ class Stats(TypedDict):
     sent: int
     batches: int
     dropped_queue_full: int
+    dropped_invalid: int
     dropped_rejected: int
     dropped_shutdown: int
     retries: int
@@ -99,8 +120,16 @@ class Stats(TypedDict):
 
 
 Counter = Literal[
-    "sent", "batches", "dropped_queue_full", "dropped_rejected", "dropped_shutdown", "retries"
+    "sent",
+    "batches",
+    "dropped_queue_full",
+    "dropped_invalid",
+    "dropped_rejected",
+    "dropped_shutdown",
+    "retries",
 ]
+# The counters an event ends in (each event in exactly one of them).
+_FINAL: frozenset[Counter] = frozenset({"sent", "dropped_rejected", "dropped_shutdown"})
 
 
 def empty_stats() -> Stats:
@@ -110,11 +139,24 @@ def empty_stats() -> Stats:
         "sent": 0,
         "batches": 0,
         "dropped_queue_full": 0,
+        "dropped_invalid": 0,
         "dropped_rejected": 0,
         "dropped_shutdown": 0,
         "retries": 0,
         "last_error": None,
     }
+
+
+def _reason(data: bytes) -> str:
+    """The server's own words: the JSON ``detail`` when there is one, else the body."""
+    text = data[:2000].decode("utf-8", "replace")
+    try:
+        detail = json.loads(text).get("detail")
+    except (ValueError, AttributeError):
+        return text[:500]
+    if detail is None:
+        return text[:500]
+    return (detail if isinstance(detail, str) else json.dumps(detail))[:500]
 
 
 class Sender:
@@ -129,10 +171,12 @@ class Sender:
         self._host = parts.hostname
         self._port = parts.port
         self._path = (parts.path or "") + "/api/events"
+        self._headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
         self.batch_size = max(1, min(int(config.batch_size), MAX_BATCH_EVENTS))
         self.flush_interval = max(0.01, float(config.flush_interval))
         self.max_queue = max(1, int(config.max_queue))
         self.shutdown_timeout = max(0.0, float(config.shutdown_timeout))
+        self.failing_batch_max_age_s = FAILING_BATCH_MAX_AGE_S
         self._exporter = config.exporter
         self._init_state()
         self._closed = False
@@ -161,6 +205,11 @@ class Sender:
         self._deadline: float | None = None
         self._pid = os.getpid()
         self._counts = empty_stats()  # "queued" is read from the queue itself
+        # Events taken off the queue and not yet in a final counter.
+        self._in_flight = 0
+        # Set when shutdown() gave up waiting for the thread and counted what
+        # it held: from then on the thread counts nothing more.
+        self._abandoned = False
 
     def _after_fork_in_child(self) -> None:
         was_running = self._thread is not None and not self._closed
@@ -175,11 +224,18 @@ class Sender:
         st["queued"] = sum(1 for e in list(self._queue) if not isinstance(e, _Marker))
         return st
 
-    def _count(self, counter: Counter, n: int = 1) -> int:
-        """Add `n` to one counter; returns its new value."""
+    def count(self, counter: Counter, n: int = 1) -> int:
+        """Add `n` to a counter; returns its new value. Final counters settle in-flight events."""
         with self._stats_lock:
+            if self._abandoned and counter in _FINAL:
+                return self._counts[counter]
             self._counts[counter] += n
+            if counter in _FINAL:
+                self._in_flight -= n
             return self._counts[counter]
+
+    def _note(self, error: str) -> None:
+        self._counts["last_error"] = error
 
     # -- caller side (hot path) --------------------------------------------
 
@@ -188,7 +244,7 @@ class Sender:
         q = self._queue
         n = len(q)
         if n >= self.max_queue or self._closed:
-            first = self._count("dropped_queue_full") == 1
+            first = self.count("dropped_queue_full") == 1
             if first and not self._closed:
                 log_once(
                     "queue_full",
@@ -215,7 +271,12 @@ class Sender:
         return marker.done.wait(timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush within `timeout` (default shutdown_timeout) and stop the thread."""
+        """Flush until `timeout` (default shutdown_timeout) passes, then stop; never longer.
+
+        True if everything queued was handled. A request still waiting on the
+        network at the deadline is cut; undelivered events are counted in
+        ``dropped_shutdown``.
+        """
         if self._closed:
             return True
         timeout = self.shutdown_timeout if timeout is None else max(0.0, timeout)
@@ -229,9 +290,37 @@ class Sender:
             self._atexit_registered = False
         if thread is None:
             return True
-        # A little grace beyond the deadline for the thread to notice it.
-        thread.join(timeout + 0.25)
-        return not thread.is_alive()
+        thread.join(timeout)
+        if thread.is_alive():
+            self._cut_request()
+            thread.join(SHUTDOWN_GRACE_S)
+        if thread.is_alive():
+            self._abandon()
+            return False
+        return True
+
+    def _cut_request(self) -> None:
+        """Unblock a request waiting on the network (called from another thread)."""
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _abandon(self) -> None:
+        """The thread is stuck past the deadline (a connect, an exporter): count for it."""
+        with self._stats_lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+            left = list(self._queue)
+            n = self._in_flight + sum(1 for e in left if not isinstance(e, _Marker))
+            self._counts["dropped_shutdown"] += n
+        for e in left:
+            if isinstance(e, _Marker):
+                e.done.set()
+        if n:
+            log.warning("agentwatch: %d event(s) not sent before shutdown timeout", n)
 
     def _atexit(self) -> None:
         try:
@@ -262,6 +351,10 @@ class Sender:
             # Whatever is left (deadline passed, or a crash) is counted, and any
             # flush() waiter is released rather than left to its timeout.
             self._drop_remaining()
+            with self._stats_lock:
+                n = 0 if self._abandoned else self._counts["dropped_shutdown"]
+            if n:
+                log.warning("agentwatch: %d event(s) not sent before shutdown timeout", n)
 
     def _loop(self) -> None:
         q = self._queue
@@ -273,34 +366,44 @@ class Sender:
             if self._stop.is_set() and (not q or self._past_deadline()):
                 return
 
-    def _drain_once(self) -> None:
-        """Pop up to one batch (stopping at a flush marker) and deliver it."""
+    def _take(self) -> tuple[list[Event], _Marker | None]:
+        """Pop up to one batch, stopping at a flush marker; its events are now in flight."""
         q = self._queue
         batch: list[Event] = []
-        while q and len(batch) < self.batch_size:
-            item = q.popleft()
-            if isinstance(item, _Marker):
-                if batch:
-                    self._deliver(batch)
-                    batch = []
-                item.done.set()
-                continue
-            batch.append(item)
-        if batch:
-            self._deliver(batch)
+        marker = None
+        with self._stats_lock:  # so that _abandon() sees each event queued or in flight
+            while q and len(batch) < self.batch_size:
+                item = q.popleft()
+                if isinstance(item, _Marker):
+                    marker = item
+                    break
+                batch.append(item)
+            self._in_flight += len(batch)
+        return batch, marker
+
+    def _drain_once(self) -> None:
+        """Deliver up to one batch, and every flush marker reached on the way."""
+        while True:
+            batch, marker = self._take()
+            if batch:
+                self._deliver(batch)
+            if marker is None:
+                return
+            marker.done.set()
 
     def _drop_remaining(self) -> None:
         q = self._queue
         n = 0
-        while q:
-            item = q.popleft()
-            if isinstance(item, _Marker):
-                item.done.set()
-            else:
-                n += 1
+        with self._stats_lock:
+            while q:
+                item = q.popleft()
+                if isinstance(item, _Marker):
+                    item.done.set()
+                else:
+                    n += 1
+            self._in_flight += n
         if n:
-            self._count("dropped_shutdown", n)
-            log.warning("agentwatch: %d event(s) not sent before shutdown timeout", n)
+            self.count("dropped_shutdown", n)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -323,10 +426,12 @@ class Sender:
         if self._exporter is not None:
             try:
                 self._exporter(batch)
-                self._count("sent", len(batch))
-                self._count("batches")
             except Exception as exc:
+                self.count("dropped_rejected", len(batch))
                 internal_error("sender.exporter", exc)
+                return
+            self.count("sent", len(batch))
+            self.count("batches")
             return
         self._send(batch)
 
@@ -347,6 +452,7 @@ class Sender:
             return good, body.encode()
 
     def _send(self, batch: list[Event]) -> None:
+        """Deliver one batch; every event in it ends in exactly one final counter."""
         batch, body = self._encode(batch)
         if not batch:
             return
@@ -354,33 +460,41 @@ class Sender:
             self._split_or_drop(batch, "batch over 10 MiB")
             return
         attempt = 0
+        failing_since: float | None = None
         while True:
-            status, detail, retry_after = self._post(body)
+            status, reason, retry_after = self._post(body)
             if status == 200:
-                self._count("sent", len(batch))
-                self._count("batches")
+                self.count("sent", len(batch))
+                self.count("batches")
                 return
             if status == 413:
                 self._split_or_drop(batch, "413 payload too large")
                 return
-            if status is not None and 400 <= status < 500 and status != 429:
-                if len(batch) > 1:
-                    # The server refuses a bad batch as a whole: bisect to keep the good events.
-                    self._split_or_drop(batch, f"{status} {detail}")
-                else:
-                    self._reject(1, f"server rejected event ({status}): {detail}")
+            if status in (400, 422):
+                # The server refuses a bad batch as a whole: bisect to keep the good events.
+                self._split_or_drop(batch, f"{status} {reason}")
                 return
-            # 5xx, 429 or network error: retry, unless we are out of time at shutdown.
-            self._counts["last_error"] = f"{status} {detail}" if status is not None else detail
+            if status is not None and 400 <= status < 500 and status != 429:
+                self._reject(len(batch), f"{status} {reason}")
+                return
+            # 5xx, 429 or no answer: retry, within the bounds below.
+            error = f"{status} {reason}" if status is not None else reason
+            self._note(error)
+            if status is not None and status >= 500:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= self.failing_batch_max_age_s:
+                    self._give_up(batch, attempt + 1, now - failing_since, error)
+                    return
             log_once(
                 "send_retry",
                 logging.WARNING,
                 "agentwatch: cannot deliver events to %s (%s); retrying with backoff",
                 self.server_url,
-                self._counts["last_error"],
+                error,
             )
             if self._past_deadline():
-                self._count("dropped_shutdown", len(batch))
+                self.count("dropped_shutdown", len(batch))
                 return
             delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
             if retry_after is not None:
@@ -388,12 +502,25 @@ class Sender:
             if self._deadline is not None:
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
             attempt = min(attempt + 1, 16)
-            self._count("retries")
+            self.count("retries")
             if self._deadline is None:
                 # Wakes early only for shutdown; flush() waits for the retry like anyone.
                 self._stop.wait(delay)
             else:
                 time.sleep(delay)
+
+    def _give_up(self, batch: list[Event], attempts: int, seconds: float, error: str) -> None:
+        self.count("dropped_rejected", len(batch))
+        log_once(
+            "gave_up:" + error[:40],
+            logging.WARNING,
+            "agentwatch: dropped %d event(s) the server kept failing for %.0f s "
+            "(%d attempts; see agentwatch.stats()); it answered: %s",
+            len(batch),
+            seconds,
+            attempts,
+            error,
+        )
 
     def _split_or_drop(self, batch: list[Event], why: str) -> None:
         if len(batch) <= 1:
@@ -404,8 +531,8 @@ class Sender:
         self._send(batch[mid:])
 
     def _reject(self, n: int, why: str) -> None:
-        self._count("dropped_rejected", n)
-        self._counts["last_error"] = why
+        self.count("dropped_rejected", n)
+        self._note(why)
         log_once(
             "rejected:" + why[:40],
             logging.WARNING,
@@ -432,7 +559,7 @@ class Sender:
                 conn.close()
 
     def _post(self, body: bytes) -> tuple[int | None, str, float | None]:
-        """One POST; (status or None for a network error, detail, Retry-After seconds)."""
+        """One POST; (status or None for a network error, the server's reason, Retry-After)."""
         for fresh_try in (False, True):
             reused = self._conn is not None
             conn = self._connect()
@@ -443,17 +570,12 @@ class Sender:
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)
             try:
-                conn.request(
-                    "POST",
-                    self._path,
-                    body=body,
-                    headers={"Content-Type": "application/json", "Connection": "keep-alive"},
-                )
+                conn.request("POST", self._path, body=body, headers=self._headers)
                 resp = conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 self._close_conn()
-                if reused and not fresh_try:
+                if reused and not fresh_try and not self._past_deadline():
                     # A keep-alive connection the server closed while idle: one
                     # immediate retry on a fresh connection, no backoff needed.
                     continue
@@ -467,5 +589,5 @@ class Sender:
                     retry_after = float(ra)
                 except ValueError:
                     retry_after = None
-            return resp.status, data[:500].decode("utf-8", "replace"), retry_after
+            return resp.status, _reason(data), retry_after
         return None, "unreachable", None  # pragma: no cover
