@@ -358,9 +358,10 @@ class SlowHTTPProvider:
 
 
 class JudgingServer:
-    """A real HTTP server standing in for AgentWatch's ingest: `judge(events)` picks the answer.
+    """A real HTTP server standing in for AgentWatch's ingest: `judge` picks each answer.
 
-    `judge` gets the events of one POST and returns (status, JSON body). Events
+    `judge(events, headers)` gets the events and the request headers of one
+    POST and returns (status, JSON body). Events
     of every 200 batch are kept in `accepted` (by id, so a retry counts once);
     every request's headers are kept in `headers`.
     """
@@ -378,10 +379,11 @@ class JudgingServer:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 events = json.loads(raw)["events"]
-                status, body = judge(events)
+                headers = dict(self.headers)
+                status, body = judge(events, headers)
                 with server.lock:
                     server.requests += 1
-                    server.headers.append(dict(self.headers))
+                    server.headers.append(headers)
                     if status == 200:
                         server.accepted.update((e["id"], e) for e in events)
                 data = json.dumps(body).encode()

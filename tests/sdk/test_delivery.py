@@ -50,7 +50,7 @@ def test_one_event_refused_forever_holds_up_nothing(
 ) -> None:
     """422 for any batch holding the poison event: all 10,000 good ones behind it arrive."""
 
-    def judge(events: list[dict[str, Any]]) -> tuple[int, Any]:
+    def judge(events: list[dict[str, Any]], headers: dict[str, str]) -> tuple[int, Any]:
         bad = poisoned(events)
         if bad:
             detail = [{"index": i, "field": "metadata", "message": "poisoned"} for i in bad]
@@ -77,7 +77,7 @@ def test_a_batch_failing_with_5xx_is_dropped_in_bounded_time(
 ) -> None:
     """503 forever for the poison's batch: it is dropped after the age bound; the rest arrive."""
 
-    def judge(events: list[dict[str, Any]]) -> tuple[int, Any]:
+    def judge(events: list[dict[str, Any]], headers: dict[str, str]) -> tuple[int, Any]:
         if poisoned(events):
             return 503, {"detail": "database is locked"}
         return 200, {"status": "ok", "count": len(events)}
@@ -103,7 +103,7 @@ def test_a_batch_failing_with_5xx_is_dropped_in_bounded_time(
 
 def test_other_4xx_drop_the_batch_without_bisecting(judging: Any) -> None:
     """A 404 (a wrong server_url path) says nothing about the events: no bisection storm."""
-    srv = judging(lambda events: (404, {"detail": "Not Found"}))
+    srv = judging(lambda events, headers: (404, {"detail": "Not Found"}))
     agentwatch.init(server_url=srv.url + "/wrong", auto_patch=False, batch_size=50)
     for _ in range(100):
         agentwatch.log_event(model="m")

@@ -41,6 +41,7 @@ def run_backfill(
     seed: int = DEFAULT_SEED,
     end: datetime | None = None,
     out: TextIO | None = None,
+    api_key: str | None = None,
 ) -> int:
     out = out or sys.stdout
     events = backfill_events(seed=seed, end=end)
@@ -54,7 +55,7 @@ def run_backfill(
     done = 0
     progress.update(0)
     for batch in batches(events, BATCH_SIZE):
-        post_events(server, batch)
+        post_events(server, batch, api_key=api_key)
         done += len(batch)
         progress.update(done)
     out.write(f"Done. Open {server.rstrip('/')}/ to see the dashboard.\n")
@@ -67,6 +68,7 @@ def run_live(
     seed: int | None = None,
     max_batches: int | None = None,
     out: TextIO | None = None,
+    api_key: str | None = None,
 ) -> Session:
     out = out or sys.stdout
     colour = colour_enabled(out)
@@ -78,12 +80,12 @@ def run_live(
     session = Session()
     out.write(f"Streaming simulated events to {server} (speed x{speed:g}); Ctrl+C to stop.\n")
     out.flush()
-    batches = 0
+    posted = 0
     try:
-        while max_batches is None or batches < max_batches:
+        while max_batches is None or posted < max_batches:
             events = live_batch(gen, datetime.now(UTC))
             try:
-                post_events(server, events, timeout=10.0)
+                post_events(server, events, timeout=10.0, api_key=api_key)
             except DemoError as exc:
                 session.failed_posts += 1
                 out.write(f"{RED if colour else ''}! {exc}{RESET if colour else ''}\n")
@@ -93,8 +95,8 @@ def run_live(
                     session.add(e, cost)
                     out.write(format_line(e, cost, colour) + "\n")
             out.flush()
-            batches += 1
-            if max_batches is not None and batches >= max_batches:
+            posted += 1
+            if max_batches is not None and posted >= max_batches:
                 break
             time.sleep(gen.rng.uniform(2.0, 5.0) / speed)
     except KeyboardInterrupt:
@@ -155,6 +157,13 @@ def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
         metavar="N",
         help="live: stop after N batches instead of running until Ctrl+C",
     )
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("AGENTWATCH_API_KEY") or None,
+        help="API key with the ingest scope, for a server that requires one "
+        "(default: $AGENTWATCH_API_KEY)",
+    )
     return p
 
 
@@ -172,12 +181,19 @@ def main(argv: list[str] | None = None) -> int:
             end = None
             if args.end:
                 end = datetime.fromisoformat(args.end)
-            run_backfill(server, seed=DEFAULT_SEED if args.seed is None else args.seed, end=end)
+            seed = DEFAULT_SEED if args.seed is None else args.seed
+            run_backfill(server, seed=seed, end=end, api_key=args.api_key)
             return 0
         # SIGTERM ends a live session as cleanly as Ctrl+C (summary included).
         if hasattr(signal, "SIGTERM"):
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-        run_live(server, speed=args.speed, seed=args.seed, max_batches=args.batches)
+        run_live(
+            server,
+            speed=args.speed,
+            seed=args.seed,
+            max_batches=args.batches,
+            api_key=args.api_key,
+        )
         return 0
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)

@@ -8,13 +8,14 @@ warning, never an exception: configuration must not stop the host app.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict
 
 from agentwatch.sdk.events import Event
-from agentwatch.sdk.safety import log
+from agentwatch.sdk.safety import log, log_once, strict
 
 Exporter = Callable[[list[Event]], None]
 
@@ -31,6 +32,7 @@ class Options(TypedDict, total=False):
     shutdown_timeout: float | None
     disabled: bool | None
     openai_include_usage: bool | None
+    api_key: str | None
     exporter: Exporter | None
 
 
@@ -47,7 +49,8 @@ class Config:
     shutdown_timeout: float
     disabled: bool
     openai_include_usage: bool
-    exporter: Exporter | None
+    api_key: str | None = field(repr=False)  # a secret: never in a repr or a log
+    exporter: Exporter | None = None
 
 
 def env_str(name: str) -> str | None:
@@ -81,6 +84,23 @@ def _env_num(name: str, default: float, cast: Callable[[str], float]) -> float:
         return default
 
 
+def _api_key(given: str | None) -> str | None:
+    """The key to send as ``Authorization: Bearer``, or None; a malformed one is ignored."""
+    key = (given if given is not None else env_str("AGENTWATCH_API_KEY") or "").strip()
+    if not key:
+        return None
+    # It travels in an HTTP header: a control character would end the header
+    # early. Say so, and send no key (the server then refuses the events,
+    # which are counted in dropped_auth), rather than stop the app.
+    if not (key.isascii() and key.isprintable()):
+        msg = "agentwatch: api_key ignored: it must be printable ASCII (it is a Bearer token)"
+        if strict():
+            raise ValueError(msg)
+        log_once("api_key", logging.WARNING, msg)
+        return None
+    return key
+
+
 def resolve(
     server_url: str | None, agent: str | None, task: str | None, options: Options
 ) -> Config:
@@ -109,5 +129,6 @@ def resolve(
         shutdown_timeout=num("shutdown_timeout", "AGENTWATCH_SHUTDOWN_TIMEOUT", 5.0, float),
         disabled=flag("disabled", "AGENTWATCH_DISABLED", False),
         openai_include_usage=flag("openai_include_usage", "AGENTWATCH_OPENAI_INCLUDE_USAGE", True),
+        api_key=_api_key(options.get("api_key")),
         exporter=options.get("exporter"),
     )

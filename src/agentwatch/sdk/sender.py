@@ -19,6 +19,8 @@ counter of :func:`Sender.stats`: ``sent`` or one of the ``dropped_*``.
   up the queue behind it.
 * 413: the batch is split in half and each half sent; a single event that is
   still too large is dropped (``dropped_rejected``).
+* 401 and 403: the server refused the API key (``Authorization: Bearer``):
+  the batch is dropped (``dropped_auth``), logged once in plain words.
 * 400 and 422: the server refuses a batch as a whole, so the batch is bisected
   to isolate the bad events; only those are dropped (``dropped_rejected``,
   logged once per reason). Other 4xx say nothing about the data (a wrong URL,
@@ -114,6 +116,7 @@ class Stats(TypedDict):
     dropped_queue_full: int
     dropped_invalid: int
     dropped_rejected: int
+    dropped_auth: int
     dropped_shutdown: int
     retries: int
     last_error: str | None
@@ -125,11 +128,14 @@ Counter = Literal[
     "dropped_queue_full",
     "dropped_invalid",
     "dropped_rejected",
+    "dropped_auth",
     "dropped_shutdown",
     "retries",
 ]
 # The counters an event ends in (each event in exactly one of them).
-_FINAL: frozenset[Counter] = frozenset({"sent", "dropped_rejected", "dropped_shutdown"})
+_FINAL: frozenset[Counter] = frozenset(
+    {"sent", "dropped_rejected", "dropped_auth", "dropped_shutdown"}
+)
 
 
 def empty_stats() -> Stats:
@@ -141,6 +147,7 @@ def empty_stats() -> Stats:
         "dropped_queue_full": 0,
         "dropped_invalid": 0,
         "dropped_rejected": 0,
+        "dropped_auth": 0,
         "dropped_shutdown": 0,
         "retries": 0,
         "last_error": None,
@@ -172,6 +179,9 @@ class Sender:
         self._port = parts.port
         self._path = (parts.path or "") + "/api/events"
         self._headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        if config.api_key is not None:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+        self._has_key = config.api_key is not None
         self.batch_size = max(1, min(int(config.batch_size), MAX_BATCH_EVENTS))
         self.flush_interval = max(0.01, float(config.flush_interval))
         self.max_queue = max(1, int(config.max_queue))
@@ -470,6 +480,9 @@ class Sender:
             if status == 413:
                 self._split_or_drop(batch, "413 payload too large")
                 return
+            if status in (401, 403):
+                self._refused_key(len(batch), status, reason)
+                return
             if status in (400, 422):
                 # The server refuses a bad batch as a whole: bisect to keep the good events.
                 self._split_or_drop(batch, f"{status} {reason}")
@@ -520,6 +533,24 @@ class Sender:
             seconds,
             attempts,
             error,
+        )
+
+    def _refused_key(self, n: int, status: int, reason: str) -> None:
+        # Every batch would meet the same answer: no bisecting, no retrying.
+        self.count("dropped_auth", n)
+        self._note(f"{status} {reason}")
+        hint = (
+            ""
+            if self._has_key
+            else " (no key is set: pass api_key= to init() or set AGENTWATCH_API_KEY)"
+        )
+        log_once(
+            f"auth:{status}",
+            logging.WARNING,
+            "agentwatch: the server refused the key: %s%s; events are dropped and "
+            "counted in agentwatch.stats()['dropped_auth']",
+            reason,
+            hint,
         )
 
     def _split_or_drop(self, batch: list[Event], why: str) -> None:
