@@ -191,3 +191,85 @@ def test_a_program_with_bad_arguments_runs_to_the_end(server: Any) -> None:
 
     stored = httpx.get(server.url + "/api/events", params={"task_name": "t"}).json()["events"]
     assert [e["input_tokens"] for e in stored] == [3]
+
+
+def test_each_argument_lands_in_its_own_field(captured: Captured) -> None:
+    """log_event hands its arguments on by position: every one must reach its field."""
+    given: dict[str, Any] = {
+        "id": "id-1",
+        "task_name": "task-1",
+        "agent_name": "agent-1",
+        "model": "model-1",
+        "input_tokens": 11,
+        "output_tokens": 12,
+        "cache_read_tokens": 13,
+        "cache_write_tokens": 14,
+        "reasoning_tokens": 15,
+        "latency_ms": 16.5,
+        "cost_usd": 17.5,
+        "status": "error",
+        "error_message": "message-1",
+        "timestamp": "2026-03-01T12:00:00+00:00",
+        "metadata": {"m": 1},
+        "kind": "tool",
+        "trace_id": "trace-1",
+        "parent_id": "parent-1",
+        "provider": "provider-1",
+        "user_id": "user-1",
+        "session_id": "session-1",
+    }
+    assert list(given) == list(schema.EVENT_FIELDS)
+    assert agentwatch.log_event(**given)
+    (ev,) = captured.events()
+    assert ev == given
+
+
+POOLS: dict[str, list[Any]] = {
+    "count": [0, 7, 2**70, -1, True, False, "5", 1.5, None],
+    "amount": [0, 0.0, 12, 1.5, -0.1, float("inf"), float("nan"), "1", True, None],
+    "text": ["x", "", None, 5, b"x", ["x"]],
+    "timestamp": [
+        1.7e9,
+        -1.0,
+        1.7e9 + 0.5,
+        1e20,
+        float("nan"),
+        "2026-03-01T12:00:00Z",
+        datetime(2026, 3, 1),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        True,
+        None,
+    ],
+    "metadata": [{}, {"a": 1}, [1, 2], "abc", 5, None],
+    "status": ["success", "error", "ok", 5, None],
+    "kind": ["llm", "task", "tool", "span", None],
+}
+POOL_OF = {
+    **{f: "count" for f in events.COUNT_FIELDS},
+    "latency_ms": "amount",
+    "cost_usd": "amount",
+    "timestamp": "timestamp",
+    "metadata": "metadata",
+    "status": "status",
+    "kind": "kind",
+}
+
+
+def test_the_fast_check_agrees_with_the_rules() -> None:
+    """problem() answers from a one-expression shortcut for the usual event; it must agree."""
+    import random
+
+    rng = random.Random(17)
+    base = {name: None for name, _, _ in events.RULES}
+    base.update(task_name="t", agent_name="a", model="m", latency_ms=1.0, timestamp=1.7e9)
+    base.update({f: 0 for f in events.COUNT_FIELDS}, status="success", kind="llm", metadata={})
+    assert events.problem(base) is None
+    tried = 0
+    for _ in range(5_000):
+        ev = dict(base)
+        for name in rng.sample(sorted(base), rng.randint(1, 3)):
+            ev[name] = rng.choice(POOLS[POOL_OF.get(name, "text")])
+        expected = next(((n, w) for n, ok, w in events.RULES if not ok(ev[n])), None)
+        assert events.problem(ev) == expected, ev
+        tried += expected is None
+    assert 200 < tried < 4_800  # both kinds of case were tried

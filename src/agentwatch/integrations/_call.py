@@ -15,13 +15,14 @@ from agentwatch.sdk.safety import internal_error
 
 
 def as_int(v: Any) -> int:
-    """`v` if it is an integer count, else 0 (bool is not a count)."""
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+    """`v` if it is an integer count, else 0 (type(), not isinstance: bool is no count)."""
+    return v if type(v) is int else 0
 
 
 def count(obj: Any, name: str) -> int:
     """The integer attribute `name` of `obj` (which may be None), else 0."""
-    return as_int(getattr(obj, name, 0))
+    v = getattr(obj, name, 0)
+    return v if type(v) is int else 0  # as_int, inlined: five of these run per call
 
 
 class Call:
@@ -64,19 +65,31 @@ class Call:
             if isinstance(code, int):
                 meta["http_status"] = code
             error_message = error_text(error)
-        tokens: Tokens = usage or {}
+        t: Tokens = usage or {}
+        # By position, in the wire order (see build_event): this runs per call.
         self.client.emit(
             build_event(
                 self.client,
                 self.run,
-                model=(model if isinstance(model, str) and model else self.model) or "unknown",
-                latency_ms=max(0.0, (t_end - self.t0) * 1000.0),
-                status=status,
-                error_message=error_message,
-                timestamp=self.wall,
-                metadata=meta,
-                provider=self.provider,
-                **tokens,
+                None,  # id
+                None,  # task_name: the run's or the client's
+                None,  # agent_name: likewise
+                (model if isinstance(model, str) and model else self.model) or "unknown",
+                t.get("input_tokens", 0),
+                t.get("output_tokens", 0),
+                t.get("cache_read_tokens", 0),
+                t.get("cache_write_tokens", 0),
+                t.get("reasoning_tokens", 0),
+                max(0.0, (t_end - self.t0) * 1000.0),  # latency_ms
+                None,  # cost_usd: the server prices the call
+                status,
+                error_message,
+                self.wall,  # timestamp: when the call started
+                meta,
+                "llm",
+                None,  # trace_id: the run's
+                None,  # parent_id: the run
+                self.provider,
             )
         )
 

@@ -38,25 +38,30 @@ def _provider_of(resource: Any, azure_types: tuple[type, ...]) -> str:
 # -- usage extraction --------------------------------------------------------------
 
 
-def _usage(u: Any, side_in: str, side_out: str) -> Tokens:
-    # Both APIs name their fields "<side>_tokens" and "<side>_tokens_details".
-    d = getattr(u, f"{side_in}_tokens_details", None)
-    od = getattr(u, f"{side_out}_tokens_details", None)
+def _usage(u: Any, names: tuple[str, str, str, str]) -> Tokens:
+    inp, out, details, output_details = names
+    d = getattr(u, details, None)
+    od = getattr(u, output_details, None)
     return {
-        "input_tokens": count(u, f"{side_in}_tokens"),
-        "output_tokens": count(u, f"{side_out}_tokens"),
+        "input_tokens": count(u, inp),
+        "output_tokens": count(u, out),
         "cache_read_tokens": count(d, "cached_tokens"),
         "cache_write_tokens": count(d, "cache_write_tokens"),
         "reasoning_tokens": count(od, "reasoning_tokens"),
     }
 
 
+# (input, output, input details, output details): each API's names for them.
+_CHAT = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
 def _chat_usage(u: Any) -> Tokens:
-    return _usage(u, "prompt", "completion")
+    return _usage(u, _CHAT)
 
 
 def _responses_usage(u: Any) -> Tokens:
-    return _usage(u, "input", "output")
+    return _usage(u, _RESPONSES)
 
 
 def _embeddings_usage(u: Any) -> Tokens:

@@ -64,11 +64,10 @@ class Sink(Protocol):
 def build_event(
     sink: Sink,
     run: Run | None,
-    *,
-    kind: str = "llm",
-    model: str = "",
+    id: str | None = None,
     task_name: str | None = None,
     agent_name: str | None = None,
+    model: str = "",
     input_tokens: int = 0,
     output_tokens: int = 0,
     cache_read_tokens: int = 0,
@@ -80,14 +79,17 @@ def build_event(
     error_message: str | None = None,
     timestamp: float | datetime | str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    kind: str = "llm",
     trace_id: str | None = None,
     parent_id: str | None = None,
     provider: str | None = None,
     user_id: str | None = None,
     session_id: str | None = None,
-    id: str | None = None,
 ) -> Event:
-    """The event dict in the wire contract's field order.
+    """The event dict in the wire contract's field order (the parameters' order).
+
+    Callers name the fields; log_event alone passes all of them by position,
+    because a call with 21 keywords costs 0.7 us more, on the caller's thread.
 
     Inside `run`, task and agent default to the run's, and the event nests
     under it (trace_id, parent_id). Outside a run they default to the sink's.
@@ -116,11 +118,7 @@ def build_event(
         "status": status,
         "error_message": error_message,
         "timestamp": time.time() if timestamp is None else timestamp,
-        # A copy, so the caller may reuse its dict. Anything but a mapping is
-        # kept as given, for problem() to name.
-        "metadata": (dict(metadata) if isinstance(metadata, Mapping) else metadata)
-        if metadata
-        else {},
+        "metadata": _metadata(metadata),
         "kind": kind,
         "trace_id": trace_id,
         "parent_id": parent_id,
@@ -128,6 +126,17 @@ def build_event(
         "user_id": user_id,
         "session_id": session_id,
     }
+
+
+def _metadata(metadata: object) -> Any:
+    # A copy, so the caller may reuse its dict. Anything but a mapping is kept
+    # as given, for problem() to name. type() first: isinstance against an ABC
+    # costs ten times more, and nearly every caller passes a plain dict.
+    if type(metadata) is dict:
+        return metadata.copy() if metadata else {}
+    if not metadata:
+        return {}
+    return dict(metadata) if isinstance(metadata, Mapping) else metadata
 
 
 def error_text(exc: BaseException) -> str:
@@ -193,6 +202,13 @@ def _timestamp(v: object) -> bool:
     return False
 
 
+COUNT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 _COUNT = "an integer >= 0"
 _OPT_TEXT = "a string, or None"
 
@@ -202,11 +218,7 @@ RULES: tuple[tuple[str, Callable[[object], bool], str], ...] = (
     ("task_name", _text, "a string"),
     ("agent_name", _text, "a string"),
     ("model", _text, "a string"),
-    ("input_tokens", _count, _COUNT),
-    ("output_tokens", _count, _COUNT),
-    ("cache_read_tokens", _count, _COUNT),
-    ("cache_write_tokens", _count, _COUNT),
-    ("reasoning_tokens", _count, _COUNT),
+    *((name, _count, _COUNT) for name in COUNT_FIELDS),
     ("latency_ms", _amount, "a finite number >= 0"),
     ("cost_usd", _opt_amount, "a finite number >= 0, or None"),
     ("status", _status, "'success' or 'error'"),
@@ -222,6 +234,51 @@ RULES: tuple[tuple[str, Callable[[object], bool], str], ...] = (
 )
 
 
+def _plainly_valid(e: Event) -> bool:
+    """The common event in one expression: exact types, no call per field.
+
+    A shortcut of RULES for the hot path (log_event runs on the caller's
+    thread): True only for what RULES accepts too; False means "ask RULES",
+    which also names the field (tests/sdk/test_arguments.py checks that they
+    agree). The defaults (0, None, "success", "llm") are what most calls leave.
+    """
+    i, o = e["input_tokens"], e["output_tokens"]
+    cr, cw, r = e["cache_read_tokens"], e["cache_write_tokens"], e["reasoning_tokens"]
+    lat, cost, ts = e["latency_ms"], e["cost_usd"], e["timestamp"]
+    return (
+        type(i) is int
+        and type(o) is int
+        and type(cr) is int
+        and type(cw) is int
+        and type(r) is int
+        and i >= 0
+        and o >= 0
+        and cr >= 0
+        and cw >= 0
+        and r >= 0
+        and (type(lat) is float or type(lat) is int)
+        and 0 <= lat < math.inf
+        and (cost is None or ((type(cost) is float or type(cost) is int) and 0 <= cost < math.inf))
+        and type(ts) is float
+        and MIN_EPOCH_S <= ts < MAX_EPOCH_S
+        and type(e["metadata"]) is dict
+        and type(e["task_name"]) is str
+        and type(e["agent_name"]) is str
+        and type(e["model"]) is str
+        and (e["status"] == "success" or e["status"] == "error")
+        and (e["kind"] == "llm" or e["kind"] == "task" or e["kind"] == "tool")
+        and type(e["status"]) is str
+        and type(e["kind"]) is str
+        and (e["id"] is None or type(e["id"]) is str)
+        and (e["error_message"] is None or type(e["error_message"]) is str)
+        and (e["trace_id"] is None or type(e["trace_id"]) is str)
+        and (e["parent_id"] is None or type(e["parent_id"]) is str)
+        and (e["provider"] is None or type(e["provider"]) is str)
+        and (e["user_id"] is None or type(e["user_id"]) is str)
+        and (e["session_id"] is None or type(e["session_id"]) is str)
+    )
+
+
 def problem(event: Event) -> tuple[str, str] | None:
     """The first field of a caller's event that the SDK refuses: (field, what it must be).
 
@@ -232,6 +289,8 @@ def problem(event: Event) -> tuple[str, str] | None:
     window, NUL characters) are its own: an event it refuses is isolated by
     the sender and dropped, with the server's reason logged once.
     """
+    if _plainly_valid(event):
+        return None
     for name, ok, what in RULES:
         if not ok(event[name]):
             return name, what
