@@ -325,7 +325,38 @@ def sse(data: str) -> httpx2.Response:
     )
 
 
-class SlowHTTPProvider:
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive request handler that answers JSON bytes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LocalServer:
+    """A real HTTP server on a free port of 127.0.0.1, serving from its own thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SlowHTTPProvider(LocalServer):
     """A real HTTP server on a free port that answers after `delay` seconds (for timeouts)."""
 
     def __init__(self, delay: float) -> None:
@@ -346,24 +377,16 @@ class SlowHTTPProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
-class JudgingServer:
+class JudgingServer(LocalServer):
     """A real HTTP server standing in for AgentWatch's ingest: `judge` picks each answer.
 
     `judge(events, headers)` gets the events and the request headers of one
-    POST and returns (status, JSON body). Events
-    of every 200 batch are kept in `accepted` (by id, so a retry counts once);
-    every request's headers are kept in `headers`.
+    POST and returns (status, JSON body). Events of every 200 batch are kept
+    in `accepted` (by id, so a retry counts once); every request's headers
+    are kept in `headers`.
     """
 
     def __init__(self, judge: Any) -> None:
@@ -373,9 +396,7 @@ class JudgingServer:
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 events = json.loads(raw)["events"]
@@ -386,24 +407,9 @@ class JudgingServer:
                     server.headers.append(headers)
                     if status == 200:
                         server.accepted.update((e["id"], e) for e in events)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, json.dumps(body).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 class SilentServer:

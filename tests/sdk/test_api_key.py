@@ -10,24 +10,18 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_py
 from fakes import JudgingServer
 
 import agentwatch
 from agentwatch import demo
 from agentwatch.sdk.config import resolve
 
-TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
 KEY = "aw_ingest_0123456789abcdefghijklmnopqrstuv"
 UNKNOWN = "missing or unknown API key; create one with `agentwatch keys create`"
 WRONG_SCOPE = "this key has the read scope; POST /api/events needs ingest or admin"
@@ -135,14 +129,7 @@ def test_an_app_with_a_wrong_key_exits_normally(keyed: Any) -> None:
         agentwatch.flush(20)
         print(json.dumps(agentwatch.stats()))
         """
-    env = {k: v for k, v in os.environ.items() if k != "AGENTWATCH_STRICT"}
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "PYTHONPATH": str(SRC)},
-    )
+    r = run_py(code, strict=False)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "done"

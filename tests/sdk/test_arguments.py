@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Captured
+from conftest import Captured, run_py
 
 import agentwatch
 from agentwatch import schema
 from agentwatch.sdk import events
-
-TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
 
 # (keyword arguments, the field the warning must name)
 BAD: list[tuple[dict[str, Any], str]] = [
@@ -174,14 +166,7 @@ def test_a_program_with_bad_arguments_runs_to_the_end(server: Any) -> None:
         assert agentwatch.flush(20)
         print(json.dumps({{"results": results, "stats": agentwatch.stats()}}))
         """
-    env = {k: v for k, v in os.environ.items() if k != "AGENTWATCH_STRICT"}
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "PYTHONPATH": str(SRC)},
-    )
+    r = run_py(code, strict=False, timeout=60)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["results"] == [False] * 7

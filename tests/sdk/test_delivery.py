@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_py
 from fakes import JudgingServer, SilentServer
 
 import agentwatch
 
-TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
 POISON = "poison"
 
 
@@ -111,16 +105,6 @@ def test_other_4xx_drop_the_batch_without_bisecting(judging: Any) -> None:
     st = agentwatch.stats()
     assert (st["sent"], st["dropped_rejected"]) == (0, 100)
     assert srv.requests == 2 and st["last_error"] == "404 Not Found"
-
-
-def run_py(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}"},
-    )
 
 
 def test_shutdown_with_a_server_that_never_answers_is_bounded_and_counted() -> None:
