@@ -120,14 +120,15 @@ class Client:
         )
         if unknown:
             name = next(iter(unknown))
-            return self._refuse(name, "an argument of log_event", unknown[name])
+            return self._refuse(name, f"{name} is not an argument of log_event")
         bad = problem(ev)
         if bad is not None:
-            return self._refuse(bad[0], bad[1], ev[bad[0]])
+            field, what = bad
+            return self._refuse(field, f"{field} must be {what}, got {ev[field]!r:.80}")
         return self._sender.enqueue(ev)
 
-    def _refuse(self, field: str, what: str, value: object) -> bool:
-        msg = f"log_event: {field} must be {what}, got {value!r:.80}"
+    def _refuse(self, field: str, why: str) -> bool:
+        msg = f"log_event: {why}"
         if strict():
             raise TypeError(msg)
         self._sender.count("dropped_invalid")

@@ -88,13 +88,14 @@ def build_event(
 ) -> Event:
     """The event dict in the wire contract's field order (the parameters' order).
 
-    Callers name the fields; log_event alone passes all of them by position,
-    because a call with 21 keywords costs 0.7 us more, on the caller's thread.
+    The two hot callers (log_event and a patched call) pass every field by
+    position: a call with 21 keywords costs 0.7 us more, on the app's thread.
 
     Inside `run`, task and agent default to the run's, and the event nests
     under it (trace_id, parent_id). Outside a run they default to the sink's.
-    A plain dict, validated no further: the server validates, and the sender
-    isolates a refused event. Ids and ISO timestamps are added off-thread.
+    Nothing is checked here: log_event checks what a caller gave (problem()),
+    the server validates everything, and the sender isolates what it refuses.
+    Ids and ISO timestamps are added off-thread, by the sender.
     """
     if run is not None:
         task_name = task_name or run.task
