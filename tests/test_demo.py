@@ -181,5 +181,21 @@ def test_live_line_and_summary_format() -> None:
         },
         0.5,
     )
-    text = demo._summary(s, colour=False)
+    text = demo.summary(s, colour=False)
     assert "1 LLM calls" in text and "$0.5000" in text
+
+
+def test_server_comes_from_the_sdk_variable(
+    server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AGENTWATCH_SERVER_URL, as for the SDK; the older AGENTWATCH_SERVER still works."""
+    monkeypatch.setenv("AGENTWATCH_SERVER_URL", server.url)
+    monkeypatch.setenv("AGENTWATCH_SERVER", "http://127.0.0.1:9")  # the new name wins
+    assert demo.main(["--backfill", "--end", END.isoformat()]) == 0
+    assert f"into {server.url}" in capsys.readouterr().out
+    assert httpx.get(server.url + "/api/health").json()["events"] > 3_000
+
+    monkeypatch.delenv("AGENTWATCH_SERVER_URL")
+    assert demo.build_parser().parse_args([]).server == "http://127.0.0.1:9"
+    monkeypatch.delenv("AGENTWATCH_SERVER")
+    assert demo.build_parser().parse_args([]).server == "http://localhost:8787"

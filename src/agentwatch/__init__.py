@@ -10,18 +10,16 @@ server, the store and their dependencies are never imported from here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
+from agentwatch import integrations
 from agentwatch._version import __version__
-from agentwatch.sdk.client import (
-    AgentWatch,
-    get_global,
-    make_tracker,
-    set_global,
-    warn_not_initialized,
-)
-from agentwatch.sdk.sender import Exporter
+from agentwatch.sdk.client import Client, make_tracker
+from agentwatch.sdk.config import Options, env_bool
+from agentwatch.sdk.safety import log_once
+from agentwatch.sdk.sender import Stats, empty_stats
 
 __all__ = [
     "AgentWatch",
@@ -39,51 +37,70 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class AgentWatch(Client):
+    """An AgentWatch client: sends events to one server in the background.
+
+    Every argument left as None is read from its ``AGENTWATCH_*`` environment
+    variable, then from the default. With ``auto_patch=True`` the OpenAI and
+    Anthropic calls of the whole process report to this client, until it shuts
+    down or another client asks for them.
+    """
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        *,
+        auto_patch: bool = False,
+        **options: Unpack[Options],
+    ) -> None:
+        super().__init__(server_url, agent, task, **options)
+        self._patched = auto_patch and not self.disabled
+        if self._patched:
+            integrations.instrument(lambda: self)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush within `timeout` (default AGENTWATCH_SHUTDOWN_TIMEOUT) and stop sending.
+
+        Also removes auto-patching if this client installed it and still has it.
+        """
+        if self._patched:
+            if integrations.active_client() is self:
+                integrations.uninstrument()
+            self._patched = False
+        return super().shutdown(timeout)
+
+
+# The process-wide client made by init(): what the module-level functions use.
+_client: AgentWatch | None = None
+
+
+def _current() -> AgentWatch | None:
+    return _client
+
+
 def init(
     server_url: str | None = None,
     agent: str | None = None,
     task: str | None = None,
     auto_patch: bool | None = None,
-    *,
-    batch_size: int | None = None,
-    flush_interval: float | None = None,
-    max_queue: int | None = None,
-    shutdown_timeout: float | None = None,
-    disabled: bool | None = None,
-    openai_include_usage: bool | None = None,
-    exporter: Exporter | None = None,
+    **options: Unpack[Options],
 ) -> AgentWatch:
     """Create the process-wide client; with auto_patch, record OpenAI/Anthropic calls.
 
     Any argument left as None comes from its AGENTWATCH_* environment variable,
-    then the default. Calling init() again replaces the previous client (which
-    is flushed and shut down).
+    then the default (options: docs/sdk.md). Calling init() again replaces the
+    previous client (which is flushed and shut down).
     """
-    from agentwatch.sdk.client import _env_bool
-
+    global _client
     if auto_patch is None:
-        auto_patch = _env_bool("AGENTWATCH_AUTO_PATCH", True)
-    old = get_global()
-    client = AgentWatch(
-        server_url,
-        agent,
-        task,
-        auto_patch=False,
-        batch_size=batch_size,
-        flush_interval=flush_interval,
-        max_queue=max_queue,
-        shutdown_timeout=shutdown_timeout,
-        disabled=disabled,
-        openai_include_usage=openai_include_usage,
-        exporter=exporter,
-    )
-    set_global(client)
+        auto_patch = env_bool("AGENTWATCH_AUTO_PATCH", True)
+    old = _client
+    _client = AgentWatch(server_url, agent, task, auto_patch=auto_patch, **options)
     if old is not None:
         old.shutdown()
-    if auto_patch and not client.disabled:
-        instrument(client)
-        client._patched = True
-    return client
+    return _client
 
 
 def log_event(
@@ -102,9 +119,13 @@ def log_event(
 
     Before init() the event is dropped and one warning is logged.
     """
-    client = get_global()
+    client = _client
     if client is None:
-        warn_not_initialized()
+        log_once(
+            "not_initialized",
+            logging.WARNING,
+            "agentwatch: event dropped because agentwatch.init() has not been called",
+        )
         return False
     return client.log_event(
         task_name,
@@ -142,53 +163,37 @@ def track(
     The client is looked up at call time, so decorating before init() is fine;
     calls made before init() simply run untracked.
     """
-    return make_tracker(get_global, task, agent, fn)
+    return make_tracker(_current, task, agent, fn)
 
 
 def flush(timeout: float | None = 10.0) -> bool:
     """Send everything queued so far; True if it was all handled within `timeout`."""
-    client = get_global()
+    client = _client
     return True if client is None else client.flush(timeout)
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush (bounded by `timeout`), stop the sender and remove auto-patching."""
-    client = get_global()
-    if client is None:
-        return True
-    set_global(None)
-    return client.shutdown(timeout)
+    global _client
+    client, _client = _client, None
+    return True if client is None else client.shutdown(timeout)
 
 
-def stats() -> dict[str, Any]:
+def stats() -> Stats:
     """Delivery counters of the init() client: sent, queued, dropped_*, retries."""
-    client = get_global()
-    if client is None:
-        return {
-            "queued": 0,
-            "sent": 0,
-            "batches": 0,
-            "dropped_queue_full": 0,
-            "dropped_rejected": 0,
-            "dropped_shutdown": 0,
-            "retries": 0,
-            "last_error": None,
-        }
-    return client.stats()
+    client = _client
+    return empty_stats() if client is None else client.stats()
 
 
 def instrument(client: AgentWatch | None = None) -> None:
     """Patch the installed OpenAI/Anthropic SDKs to report to `client` (default: init()'s).
 
-    Idempotent; SDKs imported later are patched on import.
+    Idempotent; SDKs imported later are patched on import. Without a client,
+    calls report to whichever client init() made last, looked up per call.
     """
-    from agentwatch.integrations import instrument as _instrument
-
-    _instrument(client)
+    integrations.instrument(_current if client is None else lambda: client)
 
 
 def uninstrument() -> None:
     """Restore the original OpenAI/Anthropic methods. Idempotent."""
-    from agentwatch.integrations import uninstrument as _uninstrument
-
-    _uninstrument()
+    integrations.uninstrument()

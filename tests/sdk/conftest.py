@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,28 @@ from fakes import FakeProvider
 
 import agentwatch
 from agentwatch.sdk.safety import reset_log_once
+
+TESTS = Path(__file__).parent
+SRC = TESTS.parents[1] / "src"
+
+
+def run_py(
+    code: str, strict: bool = True, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter that imports this tree's SDK, as an app would.
+
+    strict=False runs it as in production: without AGENTWATCH_STRICT.
+    """
+    base = {k: v for k, v in os.environ.items() if k != "AGENTWATCH_STRICT"}
+    if strict:
+        base["AGENTWATCH_STRICT"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**base, "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", **(env or {})},
+    )
 
 
 class Captured:

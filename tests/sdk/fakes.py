@@ -9,7 +9,9 @@ request body so tests can check what the SDK changed (stream_options).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import struct
 import threading
 import time
@@ -323,7 +325,38 @@ def sse(data: str) -> httpx2.Response:
     )
 
 
-class SlowHTTPProvider:
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet keep-alive request handler that answers JSON bytes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LocalServer:
+    """A real HTTP server on a free port of 127.0.0.1, serving from its own thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SlowHTTPProvider(LocalServer):
     """A real HTTP server on a free port that answers after `delay` seconds (for timeouts)."""
 
     def __init__(self, delay: float) -> None:
@@ -344,12 +377,68 @@ class SlowHTTPProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
+
+
+class JudgingServer(LocalServer):
+    """A real HTTP server standing in for AgentWatch's ingest: `judge` picks each answer.
+
+    `judge(events, headers)` gets the events and the request headers of one
+    POST and returns (status, JSON body). Events of every 200 batch are kept
+    in `accepted` (by id, so a retry counts once); every request's headers
+    are kept in `headers`.
+    """
+
+    def __init__(self, judge: Any) -> None:
+        server = self
+        self.accepted: dict[str, dict[str, Any]] = {}
+        self.requests = 0
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+
+        class Handler(JSONHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                events = json.loads(raw)["events"]
+                headers = dict(self.headers)
+                status, body = judge(events, headers)
+                with server.lock:
+                    server.requests += 1
+                    server.headers.append(headers)
+                    if status == 200:
+                        server.accepted.update((e["id"], e) for e in events)
+                self.answer(status, json.dumps(body).encode())
+
+        super().__init__(Handler)
+
+
+class SilentServer:
+    """Accepts connections and reads what is sent, and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):
+                pass
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.closed.set()
+        self.sock.close()
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.close()

@@ -8,8 +8,9 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import Captured
 from fakes import ANTHROPIC_MODEL, FakeProvider, Usage
+
+from tests.sdk.conftest import Captured
 
 MSGS: list[Any] = [{"role": "user", "content": "hi"}]
 KW: dict[str, Any] = {"model": "claude-sonnet-4-0", "max_tokens": 100, "messages": MSGS}

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Captured
 from fakes import FakeProvider
 
 import agentwatch
 from agentwatch.integrations import is_instrumented
 from agentwatch.sdk import safety
+from tests.sdk.conftest import Captured, run_py
 
 MSGS: list[Any] = [{"role": "user", "content": "hi"}]
-TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
-
-
-def run_py(code: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", **(env or {})},
-    )
 
 
 def test_public_surface() -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Captured
 from fakes import OPENAI_MODEL, FakeProvider, SlowHTTPProvider, Usage
 from pydantic import BaseModel
+
+from tests.sdk.conftest import Captured
 
 MSGS: list[Any] = [{"role": "user", "content": "hi"}]
 

@@ -10,29 +10,23 @@ import http.client
 import json
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from fakes import JSONHandler, LocalServer
 
 import agentwatch
-
-TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
+from tests.sdk.conftest import run_py
 
 Action = Callable[[int, dict[str, Any]], "tuple[str, Any] | None"]
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     """Forwards POST /api/events to the real server; `plan(n, body)` may inject a fault.
 
     plan returns None (forward), ("status", code) (answer without forwarding),
@@ -45,9 +39,7 @@ class FaultProxy:
         self.requests: list[dict[str, Any]] = []
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 body = json.loads(raw)
@@ -55,7 +47,7 @@ class FaultProxy:
                 proxy.requests.append(body)
                 action = plan(n, body)
                 if action is not None and action[0] == "status":
-                    return self._answer(action[1], b'{"detail":"injected"}')
+                    return self.answer(action[1], b'{"detail":"injected"}')
                 if action is not None and action[0] == "delay":
                     time.sleep(action[1])
                 conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=30)
@@ -64,27 +56,10 @@ class FaultProxy:
                 data = resp.read()
                 conn.close()
                 if action is not None and action[0] == "forward-then-status":
-                    return self._answer(action[1], b'{"detail":"lost response"}')
-                self._answer(resp.status, data)
+                    return self.answer(action[1], b'{"detail":"lost response"}')
+                self.answer(resp.status, data)
 
-            def _answer(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
@@ -105,16 +80,6 @@ def stored(url: str, **params: Any) -> list[dict[str, Any]]:
     r = httpx.get(url + "/api/events", params={"limit": 1000, **params}, timeout=10)
     r.raise_for_status()
     return list(r.json()["events"])
-
-
-def run_py(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", "AGENTWATCH_STRICT": "1"},
-    )
 
 
 def test_delivers_to_real_server(server: Any) -> None:
@@ -184,7 +149,8 @@ def test_422_isolates_bad_event(
     with caplog.at_level(logging.WARNING, logger="agentwatch"):
         for i in range(7):
             agentwatch.log_event(model="m", task_name="mixed", input_tokens=i)
-        agentwatch.log_event(model="m", task_name="mixed", input_tokens=-5)  # invalid
+        # Invalid in ways only the server knows (the SDK checks types, not its limits).
+        agentwatch.log_event(model="m", task_name="mixed", user_id="u" * 300)  # over 256
         agentwatch.log_event(model="", task_name="mixed", kind="llm")  # invalid: llm needs model
         assert agentwatch.flush(30)
     evs = stored(server.url, task_name="mixed")

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
-from conftest import Captured
 
 import agentwatch
+from tests.sdk.conftest import Captured
 
 MSGS: list[Any] = [{"role": "user", "content": "hi"}]
 

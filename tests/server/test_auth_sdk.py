@@ -1,14 +1,9 @@
 """The SDK against a server with keys (issue 11, item 4), end to end: a real
 SDK in a subprocess, as an app runs it, against a real server and the real
-`agentwatch keys` CLI.
-
-The SDK's api_key is built on the sdk branch; until both branches are
-merged this module skips (the lead removes the guard after the merge).
-"""
+`agentwatch keys` CLI."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -18,14 +13,8 @@ from typing import Any
 
 import pytest
 
-import agentwatch
 from tests.conftest import ServerProcess
 from tests.server.test_auth import create_key, stored, wait_for
-
-pytestmark = pytest.mark.skipif(
-    "api_key" not in inspect.signature(agentwatch.init).parameters,
-    reason="needs the SDK's api_key (sdk branch)",
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 5

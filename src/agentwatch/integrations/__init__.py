@@ -3,31 +3,37 @@
 ``instrument()`` patches every supported SDK that is installed: at once if it
 is already imported, otherwise right after it is imported, so the order of
 ``import openai`` and ``agentwatch.init()`` does not matter. The SDKs are never
-imported by us just to patch them. ``uninstrument()`` restores the originals.
+imported by us just to patch them (our integration modules import them only
+inside ``patch``). ``uninstrument()`` restores the originals.
+
+The integrations record into a :class:`~agentwatch.sdk.events.Sink` that the
+caller names (``agentwatch.instrument`` passes the client); they never import
+the client itself.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING
 
-from agentwatch.integrations._patch import ImportHook, Patches, active_client, set_target
+from agentwatch.integrations import anthropic, openai
+from agentwatch.integrations._patch import (
+    ImportHook,
+    Integration,
+    Patches,
+    Target,
+    active_client,
+    set_target,
+)
 from agentwatch.sdk.safety import internal_error, log_once
 
-if TYPE_CHECKING:
-    from agentwatch.sdk.client import AgentWatch
+__all__ = ["INTEGRATIONS", "active_client", "instrument", "is_instrumented", "uninstrument"]
 
-__all__ = ["active_client", "instrument", "is_instrumented", "uninstrument"]
-
-# provider module name -> our integration module
-PROVIDERS = {
-    "openai": "agentwatch.integrations.openai",
-    "anthropic": "agentwatch.integrations.anthropic",
-}
+# Every provider SDK we patch. A new provider: a module beside these with an
+# INTEGRATION, and one entry here.
+INTEGRATIONS: tuple[Integration, ...] = (openai.INTEGRATION, anthropic.INTEGRATION)
 
 _patches = Patches()
 _hook = ImportHook()
@@ -35,38 +41,38 @@ _lock = threading.RLock()
 _instrumented = False
 
 
-def _patch_provider(name: str) -> None:
-    integration = importlib.import_module(PROVIDERS[name])
+def _patch_provider(integration: Integration) -> None:
     version = integration.installed_version()
     if not integration.supported(version):
         log_once(
-            f"unsupported:{name}",
+            f"unsupported:{integration.module}",
             logging.WARNING,
             "agentwatch: %s %s is outside the supported range (%s); not patching it",
-            name,
+            integration.module,
             version,
-            integration.SUPPORTED,
+            integration.supported_range,
         )
         return
     integration.patch(_patches)
 
 
-def instrument(client: AgentWatch | None = None) -> None:
-    """Patch installed provider SDKs to report to `client` (None: the init() client)."""
+def instrument(target: Target) -> None:
+    """Patch installed provider SDKs; each patched call records into `target()`."""
     global _instrumented
     with _lock:
-        set_target(client, True)
+        set_target(target)
         if _instrumented:
             return
         _instrumented = True
-        for name in PROVIDERS:
+        for integration in INTEGRATIONS:
+            name = integration.module
             if name in sys.modules:
                 try:
-                    _patch_provider(name)
+                    _patch_provider(integration)
                 except Exception as exc:
                     internal_error(f"patch:{name}", exc)
             else:
-                _hook.pending[name] = functools.partial(_patch_provider, name)
+                _hook.pending[name] = functools.partial(_patch_provider, integration)
         if _hook.pending and _hook not in sys.meta_path:
             sys.meta_path.insert(0, _hook)
 
@@ -75,7 +81,7 @@ def uninstrument() -> None:
     """Restore original provider methods and stop patching on import. Idempotent."""
     global _instrumented
     with _lock:
-        set_target(None, False)
+        set_target(None)
         _hook.pending.clear()
         if _hook in sys.meta_path:
             sys.meta_path.remove(_hook)

@@ -22,50 +22,26 @@ import functools
 import time
 from typing import Any
 
-from agentwatch.integrations._patch import (
-    Call,
-    Patches,
-    StreamRecorder,
-    StreamUsage,
-    active_client,
-    wrap_async_stream,
-    wrap_sync_stream,
-)
+from agentwatch.integrations._call import Call, as_int, count
+from agentwatch.integrations._patch import Integration, Patches, active_client
+from agentwatch.integrations._stream import StreamState
+from agentwatch.integrations._wrap import Endpoint, Started, wrap_call
+from agentwatch.sdk.events import Sink, Tokens
 from agentwatch.sdk.safety import internal_error
 
-SUPPORTED = "anthropic>=2,<3"
 PROVIDER = "anthropic"
 
 
-def installed_version() -> str:
-    import anthropic
-
-    return str(getattr(anthropic, "__version__", "0"))
-
-
-def supported(version: str) -> bool:
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
-        return False
-    return major == 2
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) else 0
-
-
 def _thinking(u: Any) -> int:
-    d = getattr(u, "output_tokens_details", None)
-    return _int(getattr(d, "thinking_tokens", 0)) if d is not None else 0
+    return count(getattr(u, "output_tokens_details", None), "thinking_tokens")
 
 
-def _message_usage(u: Any) -> dict[str, int]:
-    cache_read = _int(getattr(u, "cache_read_input_tokens", 0))
-    cache_write = _int(getattr(u, "cache_creation_input_tokens", 0))
+def _message_usage(u: Any) -> Tokens:
+    cache_read = count(u, "cache_read_input_tokens")
+    cache_write = count(u, "cache_creation_input_tokens")
     return {
-        "input_tokens": _int(getattr(u, "input_tokens", 0)) + cache_read + cache_write,
-        "output_tokens": _int(getattr(u, "output_tokens", 0)),
+        "input_tokens": count(u, "input_tokens") + cache_read + cache_write,
+        "output_tokens": count(u, "output_tokens"),
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
         "reasoning_tokens": _thinking(u),
@@ -76,21 +52,38 @@ def _record_message(call: Call, result: Any) -> None:
     usage = getattr(result, "usage", None)
     if usage is None:
         call.meta["usage_missing"] = True
-        fields: dict[str, int] = {}
-    else:
-        fields = _message_usage(usage)
+    fields = _message_usage(usage) if usage is not None else {}
     call.emit("success", time.perf_counter(), model=getattr(result, "model", None), usage=fields)
 
 
-class AnthropicStreamState(StreamUsage):
+# Anthropic's stream usage fields -> ours (input_tokens excludes the cache here).
+_INPUT_SIDE = (
+    ("base_input", "input_tokens"),
+    ("cache_read_tokens", "cache_read_input_tokens"),
+    ("cache_write_tokens", "cache_creation_input_tokens"),
+)
+
+
+class AnthropicStreamState(StreamState):
     __slots__ = ("base_input",)  # input_tokens without the cache tokens
 
     def __init__(self) -> None:
         super().__init__()
         self.base_input = 0
 
-    def _total_input(self) -> None:
+    def _take(self, u: Any, start: bool) -> None:
+        # Counts are cumulative: assign, never add. message_start carries the
+        # input side; in message_delta those fields are optional (kept when
+        # absent) and the output count is the running total.
+        self.output_tokens = count(u, "output_tokens")
+        for ours, theirs in _INPUT_SIDE:
+            v = getattr(u, theirs, None)
+            if start or isinstance(v, int):
+                setattr(self, ours, as_int(v))
+        if not start:
+            self.reasoning_tokens = _thinking(u)
         self.input_tokens = self.base_input + self.cache_read_tokens + self.cache_write_tokens
+        self.have_usage = True
 
     def on_item(self, event: Any, now: float, call: Call) -> bool:
         typ = getattr(event, "type", None)
@@ -104,88 +97,30 @@ class AnthropicStreamState(StreamUsage):
                 self.model = model
             u = getattr(msg, "usage", None)
             if u is not None:
-                self.base_input = _int(getattr(u, "input_tokens", 0))
-                self.cache_read_tokens = _int(getattr(u, "cache_read_input_tokens", 0))
-                self.cache_write_tokens = _int(getattr(u, "cache_creation_input_tokens", 0))
-                self.output_tokens = _int(getattr(u, "output_tokens", 0))
-                self._total_input()
-                self.have_usage = True
+                self._take(u, start=True)
         elif typ == "message_delta":
             u = getattr(event, "usage", None)
             if u is not None:
-                # Cumulative counts: assign. Input-side fields are optional here
-                # and, when present, also cumulative.
-                self.output_tokens = _int(getattr(u, "output_tokens", 0))
-                v = getattr(u, "input_tokens", None)
-                if isinstance(v, int):
-                    self.base_input = v
-                v = getattr(u, "cache_read_input_tokens", None)
-                if isinstance(v, int):
-                    self.cache_read_tokens = v
-                v = getattr(u, "cache_creation_input_tokens", None)
-                if isinstance(v, int):
-                    self.cache_write_tokens = v
-                self.reasoning_tokens = _thinking(u)
-                self._total_input()
-                self.have_usage = True
+                self._take(u, start=False)
         return False
 
 
-# -- wrappers --------------------------------------------------------------------------
+# -- the endpoints ------------------------------------------------------------------
 
 
-def _wrap_create(original: Any) -> Any:
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = active_client()
-        if client is None:
-            return original(self, *args, **kwargs)
-        try:
-            call = Call(client, PROVIDER, kwargs.get("model"))
-        except Exception as exc:
-            internal_error("anthropic.begin", exc)
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        try:
-            if kwargs.get("stream") is True and hasattr(result, "_iterator"):
-                return wrap_sync_stream(result, StreamRecorder(call, AnthropicStreamState()))
-            _record_message(call, result)
-        except Exception as exc:
-            internal_error("anthropic.result", exc)
-        return result
-
-    return wrapper
+def _begin_create(sink: Sink, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started:
+    call = Call(sink, PROVIDER, kwargs.get("model"))
+    return call, AnthropicStreamState() if kwargs.get("stream") is True else None
 
 
-def _wrap_acreate(original: Any) -> Any:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = active_client()
-        if client is None:
-            return await original(self, *args, **kwargs)
-        try:
-            call = Call(client, PROVIDER, kwargs.get("model"))
-        except Exception as exc:
-            internal_error("anthropic.begin", exc)
-            return await original(self, *args, **kwargs)
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        try:
-            if kwargs.get("stream") is True and hasattr(result, "_iterator"):
-                return wrap_async_stream(result, StreamRecorder(call, AnthropicStreamState()))
-            _record_message(call, result)
-        except Exception as exc:
-            internal_error("anthropic.result", exc)
-        return result
+CREATE = Endpoint(PROVIDER, _begin_create, _record_message)
 
-    return wrapper
+
+def _stream_endpoint(model: Any) -> Endpoint:
+    def begin(sink: Sink, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started:
+        return Call(sink, PROVIDER, model), AnthropicStreamState()
+
+    return Endpoint(PROVIDER, begin, _record_message)
 
 
 # The stream managers keep their request in a name-mangled attribute; both are
@@ -194,70 +129,26 @@ _SYNC_REQ = "_MessageStreamManager__api_request"
 _ASYNC_REQ = "_AsyncMessageStreamManager__api_request"
 
 
-def _wrap_stream(original: Any) -> Any:
+def _wrap_stream(original: Any, is_async: bool) -> Any:
+    """``messages.stream()``: the request runs when the manager is entered; measure that."""
+    attr = _ASYNC_REQ if is_async else _SYNC_REQ
+
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
-        client = active_client()
-        if client is None:
+        if active_client() is None:
             return manager
         try:
-            request = getattr(manager, _SYNC_REQ, None)
+            request = getattr(manager, attr, None)
             if request is None:
                 internal_error("anthropic.stream: manager has no request attribute")
                 return manager
-            model = kwargs.get("model")
-
-            def observed_request() -> Any:
-                # The HTTP request happens here, when the manager is entered.
-                call = Call(client, PROVIDER, model)
-                try:
-                    raw = request()
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
-                try:
-                    return wrap_sync_stream(raw, StreamRecorder(call, AnthropicStreamState()))
-                except Exception as exc:
-                    internal_error("anthropic.stream", exc)
-                    return raw
-
-            setattr(manager, _SYNC_REQ, observed_request)
-        except Exception as exc:
-            internal_error("anthropic.stream", exc)
-        return manager
-
-    return wrapper
-
-
-def _wrap_astream(original: Any) -> Any:
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        manager = original(self, *args, **kwargs)
-        client = active_client()
-        if client is None:
-            return manager
-        try:
-            request = getattr(manager, _ASYNC_REQ, None)
-            if request is None:
-                internal_error("anthropic.stream: manager has no request attribute")
-                return manager
-            model = kwargs.get("model")
-
-            async def observed_request() -> Any:
-                call = Call(client, PROVIDER, model)
-                try:
-                    raw = await request
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
-                try:
-                    return wrap_async_stream(raw, StreamRecorder(call, AnthropicStreamState()))
-                except Exception as exc:
-                    internal_error("anthropic.stream", exc)
-                    return raw
-
-            setattr(manager, _ASYNC_REQ, observed_request())
+            endpoint = _stream_endpoint(kwargs.get("model"))
+            if is_async:
+                # The async manager awaits its request (a coroutine) once.
+                setattr(manager, attr, wrap_call(lambda: request, endpoint, True)())
+            else:
+                setattr(manager, attr, wrap_call(request, endpoint, False))
         except Exception as exc:
             internal_error("anthropic.stream", exc)
         return manager
@@ -269,7 +160,10 @@ def patch(patches: Patches) -> None:
     """Wrap the Anthropic Messages resource methods (called once per instrument())."""
     from anthropic.resources.messages import messages
 
-    patches.wrap(messages.Messages, "create", _wrap_create)
-    patches.wrap(messages.AsyncMessages, "create", _wrap_acreate)
-    patches.wrap(messages.Messages, "stream", _wrap_stream)
-    patches.wrap(messages.AsyncMessages, "stream", _wrap_astream)
+    patches.wrap(messages.Messages, "create", lambda o: wrap_call(o, CREATE, False))
+    patches.wrap(messages.AsyncMessages, "create", lambda o: wrap_call(o, CREATE, True))
+    patches.wrap(messages.Messages, "stream", lambda o: _wrap_stream(o, False))
+    patches.wrap(messages.AsyncMessages, "stream", lambda o: _wrap_stream(o, True))
+
+
+INTEGRATION = Integration(module="anthropic", major=2, patch=patch)

@@ -20,40 +20,14 @@ code did not ask for it and may index ``choices[0]``.
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
-from agentwatch.integrations._patch import (
-    Call,
-    Patches,
-    StreamRecorder,
-    StreamUsage,
-    active_client,
-    wrap_async_stream,
-    wrap_sync_stream,
-)
-from agentwatch.sdk.safety import internal_error
-
-SUPPORTED = "openai>=3,<4"
-
-
-def installed_version() -> str:
-    import openai
-
-    return str(getattr(openai, "__version__", "0"))
-
-
-def supported(version: str) -> bool:
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
-        return False
-    return major == 3
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) else 0
+from agentwatch.integrations._call import Call, count
+from agentwatch.integrations._patch import Integration, Patches
+from agentwatch.integrations._stream import StreamState
+from agentwatch.integrations._wrap import Endpoint, Started, wrap_call
+from agentwatch.sdk.events import Sink, Tokens
 
 
 def _provider_of(resource: Any, azure_types: tuple[type, ...]) -> str:
@@ -64,32 +38,34 @@ def _provider_of(resource: Any, azure_types: tuple[type, ...]) -> str:
 # -- usage extraction --------------------------------------------------------------
 
 
-def _chat_usage(u: Any) -> dict[str, int]:
-    d = getattr(u, "prompt_tokens_details", None)
-    od = getattr(u, "completion_tokens_details", None)
+def _usage(u: Any, names: tuple[str, str, str, str]) -> Tokens:
+    inp, out, details, output_details = names
+    d = getattr(u, details, None)
+    od = getattr(u, output_details, None)
     return {
-        "input_tokens": _int(getattr(u, "prompt_tokens", 0)),
-        "output_tokens": _int(getattr(u, "completion_tokens", 0)),
-        "cache_read_tokens": _int(getattr(d, "cached_tokens", 0)) if d is not None else 0,
-        "cache_write_tokens": _int(getattr(d, "cache_write_tokens", 0)) if d is not None else 0,
-        "reasoning_tokens": _int(getattr(od, "reasoning_tokens", 0)) if od is not None else 0,
+        "input_tokens": count(u, inp),
+        "output_tokens": count(u, out),
+        "cache_read_tokens": count(d, "cached_tokens"),
+        "cache_write_tokens": count(d, "cache_write_tokens"),
+        "reasoning_tokens": count(od, "reasoning_tokens"),
     }
 
 
-def _responses_usage(u: Any) -> dict[str, int]:
-    d = getattr(u, "input_tokens_details", None)
-    od = getattr(u, "output_tokens_details", None)
-    return {
-        "input_tokens": _int(getattr(u, "input_tokens", 0)),
-        "output_tokens": _int(getattr(u, "output_tokens", 0)),
-        "cache_read_tokens": _int(getattr(d, "cached_tokens", 0)) if d is not None else 0,
-        "cache_write_tokens": _int(getattr(d, "cache_write_tokens", 0)) if d is not None else 0,
-        "reasoning_tokens": _int(getattr(od, "reasoning_tokens", 0)) if od is not None else 0,
-    }
+# (input, output, input details, output details): each API's names for them.
+_CHAT = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
 
-def _embeddings_usage(u: Any) -> dict[str, int]:
-    return {"input_tokens": _int(getattr(u, "prompt_tokens", 0))}
+def _chat_usage(u: Any) -> Tokens:
+    return _usage(u, _CHAT)
+
+
+def _responses_usage(u: Any) -> Tokens:
+    return _usage(u, _RESPONSES)
+
+
+def _embeddings_usage(u: Any) -> Tokens:
+    return {"input_tokens": count(u, "prompt_tokens")}
 
 
 USAGE = {"chat": _chat_usage, "responses": _responses_usage, "embeddings": _embeddings_usage}
@@ -117,7 +93,7 @@ def _record_result(call: Call, api: str, result: Any) -> None:
 # -- stream states -----------------------------------------------------------------
 
 
-class ChatStreamState(StreamUsage):
+class ChatStreamState(StreamState):
     __slots__ = ("hide_usage_chunk",)
 
     def __init__(self, hide_usage_chunk: bool) -> None:
@@ -140,7 +116,7 @@ class ChatStreamState(StreamUsage):
                     break
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            self._set(_chat_usage(usage))
+            self.set_usage(_chat_usage(usage))
             return self.hide_usage_chunk and not choices
         return False
 
@@ -148,7 +124,7 @@ class ChatStreamState(StreamUsage):
 _RESPONSE_END = {"response.completed", "response.incomplete", "response.failed"}
 
 
-class ResponsesStreamState(StreamUsage):
+class ResponsesStreamState(StreamState):
     __slots__ = ()
 
     def on_item(self, event: Any, now: float, call: Call) -> bool:
@@ -162,7 +138,7 @@ class ResponsesStreamState(StreamUsage):
                 self.model = model
             usage = getattr(resp, "usage", None)
             if usage is not None:
-                self._set(_responses_usage(usage))
+                self.set_usage(_responses_usage(usage))
             if typ == "response.failed":
                 err = getattr(resp, "error", None)
                 self.error_message = str(getattr(err, "message", None) or "response failed")
@@ -171,7 +147,7 @@ class ResponsesStreamState(StreamUsage):
         return False
 
 
-# -- wrappers ------------------------------------------------------------------------
+# -- the endpoints -------------------------------------------------------------------
 
 
 def _is_given(v: Any) -> bool:
@@ -179,73 +155,23 @@ def _is_given(v: Any) -> bool:
     return v is not None and type(v).__name__ not in ("Omit", "NotGiven")
 
 
-def _begin(
-    resource: Any, api: str, kwargs: dict[str, Any], azure: tuple[type, ...], client: Any
-) -> tuple[Call, StreamUsage | None]:
-    call = Call(client, _provider_of(resource, azure), kwargs.get("model"))
-    if kwargs.get("stream") is not True:
-        return call, None
-    if api == "chat":
+def endpoint(api: str, azure: tuple[type, ...]) -> Endpoint:
+    def begin(sink: Sink, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started:
+        call = Call(sink, _provider_of(args[0] if args else None, azure), kwargs.get("model"))
+        if kwargs.get("stream") is not True:
+            return call, None
+        if api != "chat":
+            return call, ResponsesStreamState()
         hide = False
-        if not _is_given(kwargs.get("stream_options")) and client.openai_include_usage:
+        if not _is_given(kwargs.get("stream_options")) and sink.openai_include_usage:
             kwargs["stream_options"] = {"include_usage": True}
             hide = True
         return call, ChatStreamState(hide)
-    return call, ResponsesStreamState()
 
+    def record(call: Call, result: Any) -> None:
+        _record_result(call, api, result)  # looked up per call: tests replace it
 
-def _make_sync(original: Any, api: str, azure: tuple[type, ...]) -> Any:
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = active_client()
-        if client is None:
-            return original(self, *args, **kwargs)
-        try:
-            call, state = _begin(self, api, kwargs, azure, client)
-        except Exception as exc:
-            internal_error("openai.begin", exc)
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        try:
-            if state is not None and hasattr(result, "_iterator"):
-                return wrap_sync_stream(result, StreamRecorder(call, state))
-            _record_result(call, api, result)
-        except Exception as exc:
-            internal_error("openai.result", exc)
-        return result
-
-    return wrapper
-
-
-def _make_async(original: Any, api: str, azure: tuple[type, ...]) -> Any:
-    @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        client = active_client()
-        if client is None:
-            return await original(self, *args, **kwargs)
-        try:
-            call, state = _begin(self, api, kwargs, azure, client)
-        except Exception as exc:
-            internal_error("openai.begin", exc)
-            return await original(self, *args, **kwargs)
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        try:
-            if state is not None and hasattr(result, "_iterator"):
-                return wrap_async_stream(result, StreamRecorder(call, state))
-            _record_result(call, api, result)
-        except Exception as exc:
-            internal_error("openai.result", exc)
-        return result
-
-    return wrapper
+    return Endpoint("openai", begin, record)
 
 
 def patch(patches: Patches) -> None:
@@ -261,22 +187,25 @@ def patch(patches: Patches) -> None:
     except ImportError:  # pragma: no cover - azure ships with openai
         azure = ()
 
+    chat, resp, emb = (endpoint(api, azure) for api in ("chat", "responses", "embeddings"))
     targets = [
-        (completions.Completions, "create", "chat", False),
-        (completions.Completions, "parse", "chat", False),
-        (completions.AsyncCompletions, "create", "chat", True),
-        (completions.AsyncCompletions, "parse", "chat", True),
-        (responses.Responses, "create", "responses", False),
-        (responses.Responses, "parse", "responses", False),
-        (responses.AsyncResponses, "create", "responses", True),
-        (responses.AsyncResponses, "parse", "responses", True),
-        (embeddings.Embeddings, "create", "embeddings", False),
-        (embeddings.AsyncEmbeddings, "create", "embeddings", True),
+        (completions.Completions, "create", chat, False),
+        (completions.Completions, "parse", chat, False),
+        (completions.AsyncCompletions, "create", chat, True),
+        (completions.AsyncCompletions, "parse", chat, True),
+        (responses.Responses, "create", resp, False),
+        (responses.Responses, "parse", resp, False),
+        (responses.AsyncResponses, "create", resp, True),
+        (responses.AsyncResponses, "parse", resp, True),
+        (embeddings.Embeddings, "create", emb, False),
+        (embeddings.AsyncEmbeddings, "create", emb, True),
     ]
-    for owner, name, api, is_async in targets:
-        make = _make_async if is_async else _make_sync
+    for owner, name, ep, is_async in targets:
         patches.wrap(
             owner,
             name,
-            lambda orig, m=make, a=api: m(orig, a, azure),  # type: ignore[misc]
+            lambda orig, e=ep, a=is_async: wrap_call(orig, e, a),  # type: ignore[misc]
         )
+
+
+INTEGRATION = Integration(module="openai", major=3, patch=patch)

@@ -1,8 +1,10 @@
-"""The AgentWatch client: configuration, manual events and @track runs.
+"""The AgentWatch client: configuration, manual events, @track runs, delivery.
 
-One client owns one :class:`~agentwatch.sdk.sender.Sender`. ``agentwatch.init``
-creates the process-wide client that auto-patched provider calls report to;
-instances made directly are independent (and can opt into auto-patching).
+One client owns one :class:`~agentwatch.sdk.sender.Sender`. It knows nothing
+of the provider integrations: they record into it through the
+:class:`~agentwatch.sdk.events.Sink` interface, and the public facade
+(``agentwatch/__init__.py``) is what patches providers and keeps the
+process-wide client that ``agentwatch.init()`` makes.
 """
 
 from __future__ import annotations
@@ -10,68 +12,26 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any, TypeVar, overload
+from datetime import datetime
+from typing import Any, Never, TypeVar, Unpack, overload
 
 from agentwatch._ids import new_id
+from agentwatch.sdk.config import Options, resolve
 from agentwatch.sdk.context import Run, current_run
-from agentwatch.sdk.safety import internal_error, log, log_once
-from agentwatch.sdk.sender import Event, Exporter, Sender
+from agentwatch.sdk.events import Event, build_event, error_text, problem
+from agentwatch.sdk.safety import internal_error, log_once, strict
+from agentwatch.sdk.sender import Sender, Stats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_SERVER_URL = "http://localhost:8787"
-DEFAULT_NAME = "default"
-# The server caps error messages at 16 KiB; trim so one huge message cannot
-# get its whole batch refused.
-MAX_ERROR_CHARS = 16_000
 
-
-# -- environment -----------------------------------------------------------
-
-
-def _env_str(name: str) -> str | None:
-    v = os.environ.get(name)
-    return v if v else None
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    v = os.environ.get(name)
-    if v is None or v == "":
-        return default
-    v = v.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    log.warning("agentwatch: ignoring %s=%r (expected 1/0/true/false)", name, v)
-    return default
-
-
-def _env_num(name: str, default: float, cast: Callable[[str], float]) -> float:
-    v = os.environ.get(name)
-    if not v:
-        return default
-    try:
-        return cast(v)
-    except ValueError:
-        log.warning("agentwatch: ignoring %s=%r (not a number)", name, v)
-        return default
-
-
-def error_text(exc: BaseException) -> str:
-    """The message stored for a failed call: the exception's own text, trimmed."""
-    msg = str(exc) or type(exc).__name__
-    return msg[:MAX_ERROR_CHARS]
-
-
-class AgentWatch:
+class Client:
     """An AgentWatch client: sends events to one server in the background.
 
     Every argument left as None is read from its ``AGENTWATCH_*`` environment
-    variable, then from the default.
+    variable, then from the default (see :mod:`agentwatch.sdk.config`).
     """
 
     def __init__(
@@ -79,61 +39,20 @@ class AgentWatch:
         server_url: str | None = None,
         agent: str | None = None,
         task: str | None = None,
-        *,
-        auto_patch: bool = False,
-        batch_size: int | None = None,
-        flush_interval: float | None = None,
-        max_queue: int | None = None,
-        shutdown_timeout: float | None = None,
-        disabled: bool | None = None,
-        openai_include_usage: bool | None = None,
-        exporter: Exporter | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        self.server_url = (
-            server_url or _env_str("AGENTWATCH_SERVER_URL") or DEFAULT_SERVER_URL
-        ).rstrip("/")
-        self.agent = agent or _env_str("AGENTWATCH_AGENT") or DEFAULT_NAME
-        self.task = task or _env_str("AGENTWATCH_TASK") or DEFAULT_NAME
-        self.disabled = _env_bool("AGENTWATCH_DISABLED", False) if disabled is None else disabled
-        self.openai_include_usage = (
-            _env_bool("AGENTWATCH_OPENAI_INCLUDE_USAGE", True)
-            if openai_include_usage is None
-            else openai_include_usage
-        )
-        self._sender = Sender(
-            self.server_url,
-            batch_size=int(
-                batch_size
-                if batch_size is not None
-                else _env_num("AGENTWATCH_BATCH_SIZE", 100, int)
-            ),
-            flush_interval=(
-                flush_interval
-                if flush_interval is not None
-                else _env_num("AGENTWATCH_FLUSH_INTERVAL", 1.0, float)
-            ),
-            max_queue=int(
-                max_queue
-                if max_queue is not None
-                else _env_num("AGENTWATCH_MAX_QUEUE", 10_000, int)
-            ),
-            shutdown_timeout=(
-                shutdown_timeout
-                if shutdown_timeout is not None
-                else _env_num("AGENTWATCH_SHUTDOWN_TIMEOUT", 5.0, float)
-            ),
-            exporter=exporter,
-        )
-        self._patched = False
-        if auto_patch and not self.disabled:
-            from agentwatch.integrations import instrument
-
-            instrument(self)
-            self._patched = True
+        config = resolve(server_url, agent, task, options)
+        self.server_url = config.server_url
+        self.agent = config.agent
+        self.task = config.task
+        self.disabled = config.disabled
+        self.openai_include_usage = config.openai_include_usage
+        self._sender = Sender(config)
 
     def __repr__(self) -> str:
         return (
-            f"AgentWatch(server_url={self.server_url!r}, agent={self.agent!r}, task={self.task!r})"
+            f"{type(self).__name__}(server_url={self.server_url!r}, agent={self.agent!r}, "
+            f"task={self.task!r})"
         )
 
     # -- events ---------------------------------------------------------------
@@ -156,59 +75,74 @@ class AgentWatch:
         reasoning_tokens: int = 0,
         kind: str = "llm",
         provider: str | None = None,
-        timestamp: Any = None,
+        timestamp: float | datetime | str | None = None,
         trace_id: str | None = None,
         parent_id: str | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
         id: str | None = None,
+        **unknown: Never,
     ) -> bool:
-        """Queue one event; returns False if it was dropped (disabled or queue full).
+        """Queue one event; False if it was dropped (invalid, disabled or queue full).
 
         Inside a @track run, task and agent default to the run's, and the event
-        carries the run's trace_id and parent_id. Never raises for telemetry reasons.
+        carries the run's trace_id and parent_id. Never raises: an argument of
+        the wrong type or value, or of an unknown name, drops the event, which
+        is counted in ``stats()["dropped_invalid"]`` and logged once per field
+        (under ``AGENTWATCH_STRICT=1`` it raises TypeError instead).
         """
         if self.disabled:
             return False
-        run = current_run.get()
-        if run is not None:
-            task_name = task_name or run.task
-            agent_name = agent_name or run.agent
-            if trace_id is None:
-                trace_id = run.trace_id
-            if parent_id is None:
-                parent_id = run.id
-        # Plain dict, no validation beyond defaults: the server validates, and
-        # the sender isolates a rejected event. Encoding happens off-thread.
-        ev: Event = {
-            "id": id,
-            "task_name": task_name or self.task,
-            "agent_name": agent_name or self.agent,
-            "model": model,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_read_tokens": cache_read_tokens,
-            "cache_write_tokens": cache_write_tokens,
-            "reasoning_tokens": reasoning_tokens,
-            "latency_ms": latency_ms,
-            "cost_usd": cost_usd,
-            "status": status,
-            "error_message": error_message,
-            "timestamp": time.time() if timestamp is None else timestamp,
-            "metadata": dict(metadata) if metadata else {},
-            "kind": kind,
-            "trace_id": trace_id,
-            "parent_id": parent_id,
-            "provider": provider,
-            "user_id": user_id,
-            "session_id": session_id,
-        }
+        ev = build_event(  # by position, in the wire order: see build_event
+            self,
+            current_run.get(),
+            id,
+            task_name,
+            agent_name,
+            model,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            latency_ms,
+            cost_usd,
+            status,
+            error_message,
+            timestamp,
+            metadata,
+            kind,
+            trace_id,
+            parent_id,
+            provider,
+            user_id,
+            session_id,
+        )
+        if unknown:
+            name = next(iter(unknown))
+            return self._refuse(name, f"{name} is not an argument of log_event")
+        bad = problem(ev)
+        if bad is not None:
+            field, what = bad
+            return self._refuse(field, f"{field} must be {what}, got {ev[field]!r:.80}")
         return self._sender.enqueue(ev)
 
-    def _emit(self, ev: Event) -> None:
-        """Queue an event built by an integration (already complete)."""
-        if not self.disabled:
-            self._sender.enqueue(ev)
+    def _refuse(self, field: str, why: str) -> bool:
+        msg = f"log_event: {why}"
+        if strict():
+            raise TypeError(msg)
+        self._sender.count("dropped_invalid")
+        log_once(
+            "invalid:" + field,
+            logging.WARNING,
+            "agentwatch: event dropped, %s (counted in agentwatch.stats()['dropped_invalid'])",
+            msg,
+        )
+        return False
+
+    def emit(self, event: Event) -> bool:
+        """Queue an event made by build_event (the Sink interface); False if dropped."""
+        return False if self.disabled else self._sender.enqueue(event)
 
     # -- runs -------------------------------------------------------------------
 
@@ -258,30 +192,24 @@ class AgentWatch:
         meta: dict[str, Any] = {"function": getattr(fn, "__qualname__", repr(fn))}
         if exc is not None:
             meta["error_type"] = type(exc).__name__
-        self._emit(
-            {
-                "id": run.id,
-                "task_name": run.task,
-                "agent_name": run.agent,
-                "model": "",
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cache_read_tokens": 0,
-                "cache_write_tokens": 0,
-                "reasoning_tokens": 0,
-                "latency_ms": (time.perf_counter() - started) * 1000.0,
-                "cost_usd": None,
-                "status": "error" if exc is not None else "success",
-                "error_message": error_text(exc) if exc is not None else None,
-                "timestamp": started_wall,
-                "metadata": meta,
-                "kind": "task",
-                "trace_id": run.trace_id,
-                "parent_id": run.parent_id,
-                "provider": None,
-                "user_id": None,
-                "session_id": None,
-            }
+        # The run's own event: its place in the tree is the run's, not that of
+        # whatever run is current when it ends (a generator ends in its consumer).
+        self.emit(
+            build_event(
+                self,
+                None,
+                kind="task",
+                id=run.id,
+                task_name=run.task,
+                agent_name=run.agent,
+                trace_id=run.trace_id,
+                parent_id=run.parent_id,
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                status="error" if exc is not None else "success",
+                error_message=error_text(exc) if exc is not None else None,
+                timestamp=started_wall,
+                metadata=meta,
+            )
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -291,20 +219,11 @@ class AgentWatch:
         return self._sender.flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush within `timeout` (default AGENTWATCH_SHUTDOWN_TIMEOUT) and stop sending.
-
-        Also removes auto-patching if this client installed it.
-        """
-        if self._patched:
-            from agentwatch.integrations import active_client, uninstrument
-
-            if active_client() is self:
-                uninstrument()
-            self._patched = False
+        """Flush within `timeout` (default AGENTWATCH_SHUTDOWN_TIMEOUT) and stop sending."""
         return self._sender.shutdown(timeout)
 
-    def stats(self) -> dict[str, Any]:
-        """Delivery counters: sent, queued, dropped (queue full, rejected, at shutdown), retries."""
+    def stats(self) -> Stats:
+        """Delivery counters: sent, queued, dropped (by reason), retries, last error."""
         return self._sender.stats()
 
 
@@ -312,39 +231,64 @@ class AgentWatch:
 
 
 def make_tracker(
-    get_client: Callable[[], AgentWatch | None],
-    task: str | None,
-    agent: str | None,
-    fn: Callable[..., Any] | None,
+    get_client: Callable[[], Client | None],
+    task: object,
+    agent: object,
+    fn: object,
 ) -> Any:
     """Build the @track decorator; the client is looked up per call, not at decoration.
 
     Looking it up per call lets module-level functions be decorated before
-    ``agentwatch.init()`` runs, which is the usual order in an app.
+    ``agentwatch.init()`` runs, which is the usual order in an app. Bad
+    arguments never raise (outside ``AGENTWATCH_STRICT``): a task or agent
+    that is not a string falls back to the default, and anything but a
+    function is returned undecorated, so the app runs as written, untracked.
     """
+    task_name = _name_argument("task", task)
+    agent_name = _name_argument("agent", agent)
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(func: Any) -> Any:
+        if not callable(func):
+            _bad_track_argument(f"track() decorates functions, not {func!r:.80}")
+            return func
         if inspect.isasyncgenfunction(func):
-            return _wrap_async_gen(func, get_client, task, agent)
+            return _wrap_async_gen(func, get_client, task_name, agent_name)
         if inspect.isgeneratorfunction(func):
-            return _wrap_gen(func, get_client, task, agent)
+            return _wrap_gen(func, get_client, task_name, agent_name)
         if inspect.iscoroutinefunction(func):
-            return _wrap_async(func, get_client, task, agent)
-        return _wrap_sync(func, get_client, task, agent)
+            return _wrap_async(func, get_client, task_name, agent_name)
+        return _wrap_sync(func, get_client, task_name, agent_name)
 
-    if fn is not None:
-        if not callable(fn):
-            raise TypeError("track() takes a function, or task=/agent= keyword arguments")
-        return decorate(fn)
-    return decorate
+    if fn is None:
+        return decorate
+    if not callable(fn):
+        _bad_track_argument(
+            f"track() takes a function, or task=/agent= keyword arguments; got {fn!r:.80}"
+            " (the function runs untracked)"
+        )
+        return lambda func: func
+    return decorate(fn)
+
+
+def _name_argument(what: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    _bad_track_argument(f"track(): {what} must be a string, got {value!r:.80} (default used)")
+    return None
+
+
+def _bad_track_argument(msg: str) -> None:
+    if strict():
+        raise TypeError(msg)
+    log_once("track:" + msg[:40], logging.WARNING, "agentwatch: %s", msg)
 
 
 def _start(
-    get_client: Callable[[], AgentWatch | None],
+    get_client: Callable[[], Client | None],
     task: str | None,
     agent: str | None,
     fn: Callable[..., Any],
-) -> tuple[AgentWatch, Run] | None:
+) -> tuple[Client, Run] | None:
     try:
         client = get_client()
         if client is None or client.disabled:
@@ -356,7 +300,7 @@ def _start(
 
 
 def _finish(
-    started: tuple[AgentWatch, Run],
+    started: tuple[Client, Run],
     fn: Callable[..., Any],
     wall: float,
     t0: float,
@@ -370,7 +314,7 @@ def _finish(
 
 def _wrap_sync(
     fn: Callable[..., Any],
-    get_client: Callable[[], AgentWatch | None],
+    get_client: Callable[[], Client | None],
     task: str | None,
     agent: str | None,
 ) -> Callable[..., Any]:
@@ -396,7 +340,7 @@ def _wrap_sync(
 
 def _wrap_async(
     fn: Callable[..., Any],
-    get_client: Callable[[], AgentWatch | None],
+    get_client: Callable[[], Client | None],
     task: str | None,
     agent: str | None,
 ) -> Callable[..., Any]:
@@ -424,7 +368,7 @@ def _wrap_async(
 
 def _wrap_gen(
     fn: Callable[..., Any],
-    get_client: Callable[[], AgentWatch | None],
+    get_client: Callable[[], Client | None],
     task: str | None,
     agent: str | None,
 ) -> Callable[..., Any]:
@@ -475,7 +419,7 @@ def _wrap_gen(
 
 def _wrap_async_gen(
     fn: Callable[..., Any],
-    get_client: Callable[[], AgentWatch | None],
+    get_client: Callable[[], Client | None],
     task: str | None,
     agent: str | None,
 ) -> Callable[..., Any]:
@@ -521,25 +465,3 @@ def _wrap_async_gen(
             _finish(started, fn, wall, t0, error)
 
     return wrapper
-
-
-# -- the process-wide client behind the module-level API -------------------------
-
-_global: AgentWatch | None = None
-
-
-def get_global() -> AgentWatch | None:
-    return _global
-
-
-def set_global(client: AgentWatch | None) -> None:
-    global _global
-    _global = client
-
-
-def warn_not_initialized() -> None:
-    log_once(
-        "not_initialized",
-        logging.WARNING,
-        "agentwatch: event dropped because agentwatch.init() has not been called",
-    )

@@ -1,0 +1,91 @@
+"""The one wrapper factory behind every patched provider method, sync and async.
+
+A provider describes each method it patches by an :class:`Endpoint`: two small
+callbacks, ``begin`` (make the :class:`Call`, maybe adjust the request, and
+say whether a stream comes back) and ``record`` (read a plain result). The
+wrapper does the rest, the same for every provider:
+
+* the user's call runs exactly once; its result or exception passes through
+  unchanged (a stream comes back as the same object, observed in place);
+* everything around it is guarded: a bug in our code is logged once (raised
+  under ``AGENTWATCH_STRICT=1``) and never changes what the caller gets;
+* when nothing is recording (not instrumented, or the client is disabled),
+  the original runs with no work added beyond one lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentwatch.integrations._call import Call
+from agentwatch.integrations._patch import active_client
+from agentwatch.integrations._stream import StreamRecorder, StreamState, wrap_stream
+from agentwatch.sdk.events import Sink
+from agentwatch.sdk.safety import internal_error
+
+Started = tuple[Call, StreamState | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What a provider says about one patched method."""
+
+    provider: str  # names the place in internal-error reports: "openai.result"
+    # (sink, positional args incl. self, keyword args) -> the call, and the
+    # state to observe the stream with when one is requested. May add to kwargs.
+    begin: Callable[[Sink, tuple[Any, ...], dict[str, Any]], Started]
+    # Emit the event of a result that is not a stream.
+    record: Callable[[Call, Any], None]
+
+
+def wrap_call(original: Callable[..., Any], endpoint: Endpoint, is_async: bool) -> Any:
+    """`original` measured: the patched method (a coroutine function when is_async)."""
+
+    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started | None:
+        sink = active_client()
+        if sink is None:
+            return None
+        try:
+            return endpoint.begin(sink, args, kwargs)
+        except Exception as exc:
+            internal_error(f"{endpoint.provider}.begin", exc)
+            return None
+
+    def done(started: Started, result: Any) -> Any:
+        call, state = started
+        try:
+            if state is not None and hasattr(result, "_iterator"):
+                return wrap_stream(result, StreamRecorder(call, state), is_async)
+            endpoint.record(call, result)
+        except Exception as exc:
+            internal_error(f"{endpoint.provider}.result", exc)
+        return result
+
+    @functools.wraps(original)
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = begin(args, kwargs)
+        if started is None:
+            return await original(*args, **kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as exc:
+            started[0].fail(exc)
+            raise
+        return done(started, result)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = begin(args, kwargs)
+        if started is None:
+            return original(*args, **kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as exc:
+            started[0].fail(exc)
+            raise
+        return done(started, result)
+
+    return async_wrapper if is_async else wrapper
