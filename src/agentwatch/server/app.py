@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, health, metrics, stream
+from agentwatch.server.api import events, explore, health, metrics, stream
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.ingest import Writer, row_to_api
 from agentwatch.server.settings import Settings
@@ -152,7 +152,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         allow_headers=["*"],
         max_age=600,
     )
-    for r in (events.router, metrics.router, stream.router, health.router):
+    for r in (events.router, metrics.router, explore.router, stream.router, health.router):
         app.include_router(r)
 
     def openapi() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -40,6 +40,9 @@ from agentwatch.store.rollups import (
 from agentwatch.store.sketch import percentiles_by_group
 from agentwatch.store.tables import INSERT_COLUMNS, events
 from agentwatch.store.tables import rollups as r
+
+if TYPE_CHECKING:
+    from agentwatch.store.explore import EventQuery
 
 c = events.c
 _ERR = func.sum(case((c.status == "error", 1), else_=0))
@@ -480,6 +483,35 @@ class SqlStore:
         with self.engine.connect().execution_options(aw_writer=True) as conn, conn.begin():
             begin_write(conn)
             yield conn
+
+    # -- explorer (issue 15) --
+    # Thin delegations to store/explore.py (raw-event reads for the dashboard's
+    # explorer, run totals and session view); see that module for the contract.
+    def explore_events(self, q: EventQuery) -> dict[str, Any]:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.list_events(conn, q)
+
+    def breakdown_raw(
+        self, group_by: str, start_us: int, end_us: int, f: Filters, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.breakdown_by(conn, group_by, start_us, end_us, f, limit)
+
+    def run_totals(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.run_totals(conn, run_ids)
+
+    def session_view(self, session_id: str, limit: int = 1000) -> dict[str, Any] | None:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.session_view(conn, session_id, limit)
 
 
 def _piece(p: Piece, f: Filters, totals: bool) -> tuple[Any, Any, list[ColumnElement[bool]]]:
