@@ -90,8 +90,11 @@ def _watch(page: Any) -> PageWatch:
     return w
 
 
+# Pages depend on `server_factory` so that they close before the servers stop:
+# a page left open would see its next refresh (live events trigger them) fail
+# against a server that is already gone.
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, server_factory: Any) -> Iterator[Any]:
     """A desktop-sized page; checked for errors and foreign requests at teardown."""
     ctx = browser.new_context(viewport=DESKTOP)
     p = ctx.new_page()
@@ -104,7 +107,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def tablet_page(browser: Any) -> Iterator[Any]:
+def tablet_page(browser: Any, server_factory: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport=TABLET)
     p = ctx.new_page()
     p.set_default_timeout(10_000)
