@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.helpers import backfill
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -116,3 +118,10 @@ def tablet_page(browser: Any, server_factory: Any) -> Iterator[Any]:
     yield p
     ctx.close()
     w.check()
+
+
+@pytest.fixture
+def demo_server(server: Any) -> Any:
+    """A server holding the demo's 7-day backfill."""
+    backfill(server)
+    return server

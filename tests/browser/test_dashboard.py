@@ -16,62 +16,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agentwatch import demo
+from tests.browser.helpers import (
+    HOSTILE,
+    ROOT,
+    api,
+    llm_event,
+    open_dashboard,
+    post,
+)
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = '<img src=x onerror="window.__pwned=1;alert(1)">'
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def api(server: Any, path: str, **params: Any) -> Any:
-    r = httpx.get(server.url + path, params=params, timeout=10)
-    r.raise_for_status()
-    return r.json()
-
-
-def post(server: Any, *events: dict[str, Any]) -> None:
-    r = httpx.post(server.url + "/api/events", json={"events": list(events)}, timeout=10)
-    assert r.status_code == 200, r.text
-
-
-def llm_event(**over: Any) -> dict[str, Any]:
-    e = {
-        "id": str(uuid.uuid4()),
-        "task_name": "unit-task",
-        "agent_name": "unit-agent",
-        "model": "gpt-4o-mini",
-        "input_tokens": 1200,
-        "output_tokens": 300,
-        "latency_ms": 850.0,
-        "status": "success",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "metadata": {"source": "test"},
-    }
-    e.update(over)
-    return e
-
-
-def open_dashboard(page: Any, server: Any, query: str = "", ready: str = "true") -> None:
-    page.goto(server.url + "/" + query)
-    page.wait_for_selector(f'html[data-ready="{ready}"]')
-
-
-def backfill(server: Any) -> None:
-    assert demo.main(["--backfill", "--server", server.url]) == 0
-
-
-@pytest.fixture
-def demo_server(server: Any) -> Any:
-    """A server holding the demo's 7-day backfill."""
-    backfill(server)
-    return server
 
 
 def card_values(page: Any) -> dict[str, str]:

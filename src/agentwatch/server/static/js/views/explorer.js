@@ -54,9 +54,14 @@ export class Explorer {
     this.status = status;
     this.active = false;
     this.dirty = true;
-    this.pages = []; // cursors of the pages before this one (null: the first page)
-    this.cursor = state.cursor;
-    this.anchor = null; // the window's start, fixed while paging (a preset moves with the clock)
+    // Page links learned while paging: cursor -> the cursor of the page before
+    // it (null: the first page). Back/Forward and the buttons both follow them.
+    this.prevOf = new Map();
+    // The results are a snapshot: a preset window ("last 24 h") is fixed to
+    // [start, end] when the first page loads, so every page, the first one
+    // included when you come back to it, shows the same rows while events
+    // arrive. Newer events are counted in a notice; showing them takes a new snapshot.
+    this.snap = null;
     this.byId = new Map();
     this.newer = 0;
     this.next = null;
@@ -78,10 +83,18 @@ export class Explorer {
       e.preventDefault();
       this.goto($("#goto-input").value.trim());
     });
-    $("#explore-next").addEventListener("click", () => this.next && update({ cursor: this.next }));
-    $("#explore-prev").addEventListener("click", () => this.pages.length && update({ cursor: this.pages[this.pages.length - 1] }));
+    $("#explore-next").addEventListener("click", () => {
+      if (!this.next) return;
+      this.prevOf.set(this.next, state.cursor);
+      update({ cursor: this.next });
+    });
+    $("#explore-prev").addEventListener("click", () => {
+      if (this.prevOf.has(state.cursor)) update({ cursor: this.prevOf.get(state.cursor) });
+    });
     $("#explore-first").addEventListener("click", () => update({ cursor: null }));
     $("#explore-newer-notice").addEventListener("click", () => {
+      this.snap = null; // a new snapshot, from now
+      this.prevOf.clear();
       if (state.cursor) update({ cursor: null });
       else this.load();
     });
@@ -100,7 +113,11 @@ export class Explorer {
   }
 
   onState(changed) {
-    if (changed.has("cursor")) this._trackPages();
+    // Another query: the links between its pages are not this one's.
+    if (["window", "filters", "explore", "sort", "order"].some((k) => changed.has(k))) {
+      this.prevOf.clear();
+      this.snap = null;
+    }
     const relevant = ["window", "filters", "explore", "sort", "order", "cursor"].some((k) => changed.has(k));
     if (!relevant) return;
     if (!this.active) {
@@ -111,13 +128,14 @@ export class Explorer {
     this.load();
   }
 
-  // Page history follows the cursor, whether a button or Back/Forward moved it.
-  _trackPages() {
-    const to = state.cursor;
-    if (to === null) this.pages = [];
-    else if (this.pages.length && this.pages[this.pages.length - 1] === to) this.pages.pop();
-    else if (to !== this.cursor) this.pages.push(this.cursor);
-    this.cursor = to;
+  /** This page's number (1: the first), or null when it was reached from a link. */
+  pageNumber() {
+    let n = 1;
+    for (let c = state.cursor; c !== null; n++) {
+      if (!this.prevOf.has(c)) return null;
+      c = this.prevOf.get(c);
+    }
+    return n;
   }
 
   // ---------------------------------------------------------------- form
@@ -148,8 +166,9 @@ export class Explorer {
       const v = els[param]?.value.trim();
       if (v) explore[param] = v;
     }
-    let from = fromLocalInput(els.from.value);
-    let to = fromLocalInput(els.to.value);
+    // An input left as shown keeps the window's exact bound (a zoom has seconds; the input, minutes).
+    let from = els.from.value === toLocalInput(state.from) && state.from !== null ? state.from : fromLocalInput(els.from.value);
+    let to = els.to.value === toLocalInput(state.to) && state.to !== null ? state.to : fromLocalInput(els.to.value);
     if (from !== null && to === null) to = Date.now();
     if (to !== null && from === null) from = to - (RANGE_MS[state.range] || RANGE_MS["24h"]);
     const patch = { filters, explore, cursor: null };
@@ -177,14 +196,17 @@ export class Explorer {
   // ---------------------------------------------------------------- data
 
   params() {
-    const win = currentWindow();
-    // Paging keeps the window where the first page put it.
-    if (!state.cursor || !this.anchor) this.anchor = win.start;
+    if (!this.snap) {
+      const win = currentWindow();
+      this.snap = { start: win.start, end: win.end };
+      this.newer = 0;
+      this._paintNewer();
+    }
     return {
       ...state.filters,
       ...state.explore,
-      since: this.anchor === null ? undefined : iso(this.anchor),
-      until: win.live ? undefined : iso(win.end),
+      since: this.snap.start === null ? undefined : iso(this.snap.start),
+      until: iso(this.snap.end),
       sort: state.sort,
       order: state.order,
       cursor: state.cursor || undefined,
@@ -210,8 +232,6 @@ export class Explorer {
     }
     if (seq !== this.loads) return;
     this.status.updated(true);
-    this.newer = 0;
-    this._paintNewer();
     this.next = data.next_cursor;
     this._render(data.events || []);
     this.table.setAttribute("aria-busy", "false");
@@ -231,14 +251,14 @@ export class Explorer {
       }
     });
     const [desc, asc] = SORT_WORDS[state.sort];
-    const pageNo = state.cursor ? (this.pages.length ? this.pages.length + 1 : null) : 1;
+    const pageNo = this.pageNumber();
     setText(
       "#explore-count",
       `${events.length}${this.next ? "+" : ""} event${events.length === 1 ? "" : "s"}${pageNo && pageNo > 1 ? ` on page ${pageNo}` : ""}, ${state.order === "desc" ? desc : asc}`,
     );
     setText("#explore-page", pageNo ? `Page ${pageNo}` : "A later page");
     $("#explore-next").disabled = !this.next;
-    $("#explore-prev").disabled = !this.pages.length;
+    $("#explore-prev").disabled = !state.cursor || !this.prevOf.has(state.cursor);
     $("#explore-first").disabled = !state.cursor;
     this._paintSort();
   }
@@ -316,7 +336,8 @@ export class Explorer {
   // ---------------------------------------------------------------- live, open by id
 
   onLiveEvent(ev) {
-    if (!this.active || !currentWindow().live || !matchesAll(ev) || this.byId.has(ev.id)) return;
+    if (!currentWindow().live || !matchesAll(ev) || this.byId.has(ev.id)) return;
+    if (this.snap && Date.parse(ev.timestamp) <= this.snap.end) return; // already in the snapshot
     this.newer += 1;
     this._paintNewer();
   }
