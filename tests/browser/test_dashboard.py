@@ -490,3 +490,26 @@ def test_tablet_layout_and_screenshots(
     charts = [tablet_page.locator(f"#{c}").bounding_box() for c in ("cost-chart", "latency-chart")]
     assert charts[1]["y"] > charts[0]["y"]  # stacked
     assert charts[0]["width"] > 600
+
+
+def test_long_names_keep_the_numbers_in_view(page: Any, server: Any) -> None:
+    long_agent = "agent-" + "with-a-very-long-name-" * 10
+    long_model = "model-" + "x" * 120
+    post(
+        server,
+        llm_event(agent_name=long_agent, model=long_model, status="error", error_message="e"),
+    )
+    open_dashboard(page, server)
+    table = page.locator("#breakdown-table").bounding_box()
+    rate = page.locator("#breakdown-table tbody tr .error-pct").first.bounding_box()
+    assert rate["x"] + rate["width"] <= table["x"] + table["width"] + 1
+    assert (
+        page.locator("#breakdown-table tbody td.cell-name").first.get_attribute("title")
+        == long_agent
+    )
+    # A cut model name keeps the whole name as its tooltip, in the feed and the breakdown.
+    page.wait_for_selector("#feed li[data-id]")
+    assert page.locator("#feed li[data-id] .f-model").first.get_attribute("title") == long_model
+    page.click("#breakdown-tabs [data-group='model']")
+    page.wait_for_selector(f"#breakdown-table td.cell-name[title='{long_model}']")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1440

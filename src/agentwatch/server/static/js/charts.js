@@ -12,40 +12,41 @@
 import { axisLabel, countTick, int, moneyExact, moneyTick, ms, msTick, timeRange } from "./format.js";
 import { dragZoom } from "./zoom.js";
 
+const CHART_JS = "vendor/chart.umd.js";
 const ADAPTER = "vendor/chartjs-adapter-date-fns/chartjs-adapter-date-fns.bundle.min.js";
 
-// chart.umd.js is loaded with `async`, so the data requests do not wait for
-// it to download and compile; drawing waits for it (and the adapter) instead.
 let Chart = window.Chart;
-export const chartReady = new Promise((resolve, reject) => {
-  const withAdapter = () => {
-    Chart = window.Chart;
-    if (!Chart) {
-      reject(new Error("Chart.js failed to load"));
-      return;
-    }
+let loading = null;
+
+function script(src) {
+  return new Promise((resolve, reject) => {
     const s = document.createElement("script");
-    s.src = ADAPTER;
-    s.onload = () => {
-      setDefaults();
-      resolve();
-    };
-    s.onerror = () => reject(new Error("Chart.js date adapter failed to load"));
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => reject(new Error(`${src} failed to load`));
     document.head.append(s);
-  };
-  if (window.Chart) {
-    withAdapter();
-    return;
+  });
+}
+
+/**
+ * Chart.js, then its date adapter (which needs it), as classic scripts.
+ * The overview calls this right after sending its data requests: the ~200 KB
+ * of Chart.js then download and compile while the server answers, instead
+ * of delaying the requests (an async tag in the page ran in the middle of
+ * the module graph) or following them. Views without charts never load it.
+ */
+export function loadChartJs() {
+  if (!loading) {
+    loading = (window.Chart ? Promise.resolve() : script(CHART_JS))
+      .then(() => script(ADAPTER))
+      .then(() => {
+        Chart = window.Chart;
+        setDefaults();
+      });
+    loading.catch(() => {}); // reported where it is awaited
   }
-  const tag = document.getElementById("chartjs");
-  if (!tag) {
-    reject(new Error("Chart.js script tag missing"));
-    return;
-  }
-  tag.addEventListener("load", withAdapter, { once: true });
-  tag.addEventListener("error", withAdapter, { once: true });
-});
-chartReady.catch(() => {}); // reported where it is awaited
+  return loading;
+}
 
 const C = {
   grid: "rgba(148, 163, 184, 0.10)",
@@ -85,14 +86,21 @@ function drawnPlugin(name, onDrawn) {
 
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
-/** A dot where a value has no neighbour on one side: a lone point, or a segment's end. */
-function sparseRadius(ctx) {
-  const d = ctx.dataset.data;
-  const i = ctx.dataIndex;
-  if (!isNum(d[i])) return 0;
-  const prevGap = i > 0 && !isNum(d[i - 1]);
-  const nextGap = i < d.length - 1 && !isNum(d[i + 1]);
-  return d.length === 1 || prevGap || nextGap ? 3 : 0;
+/** Per-point radii: a dot where a value has no neighbour on one side (a lone point, a segment's end). */
+function sparseRadii(d) {
+  return d.map((v, i) => {
+    if (!isNum(v)) return 0;
+    const prevGap = i > 0 && !isNum(d[i - 1]);
+    const nextGap = i < d.length - 1 && !isNum(d[i + 1]);
+    return d.length === 1 || prevGap || nextGap ? 3 : 0;
+  });
+}
+
+/** Set each line dataset's point radii from its data (an array: cheaper to draw than a function). */
+function markSparse(chart) {
+  for (const ds of chart.data.datasets) {
+    if ((ds.type || chart.config.type) === "line") ds.pointRadius = sparseRadii(ds.data);
+  }
 }
 
 function bucketTitle(items) {
@@ -129,7 +137,7 @@ function baseOptions() {
       },
     },
     elements: {
-      point: { radius: sparseRadius, hoverRadius: 4, hitRadius: 6 },
+      point: { radius: 0, hoverRadius: 4, hitRadius: 6 },
       line: { tension: 0, borderWidth: 2 },
     },
     scales: {
@@ -138,7 +146,9 @@ function baseOptions() {
         offset: false,
         stacked: true,
         grid: { display: false },
-        time: { minUnit: "minute" },
+        // The unit only shapes the scale's own ticks, which afterBuildTicks
+        // replaces; a coarse one keeps that first pass short.
+        time: { unit: "day" },
         // Ticks on round local times (every 3 h, every midnight...), not wherever autoSkip leaves them.
         afterBuildTicks(scale) {
           const n = Math.max(2, Math.floor(scale.width / 56));
@@ -377,6 +387,7 @@ export class Charts {
     req.options.scales.y.suggestedMax = empty ? 10 : undefined;
 
     for (const chart of [cost, lat, req]) {
+      markSparse(chart);
       chart.$aw = meta;
       chart.data.labels = labels;
       chart.options.scales.x.min = starts.length ? starts[0] : undefined;

@@ -2,6 +2,9 @@
 
 const intFmt = new Intl.NumberFormat("en-US");
 const compactFmt = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+const cents = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// 12 decimals: every digit the server keeps (6), and sums of many without float noise.
+const exact = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 12 });
 
 const missing = (n) => n === null || n === undefined || Number.isNaN(Number(n));
 
@@ -57,7 +60,7 @@ export function money(n) {
   const a = Math.abs(n);
   const sign = n < 0 ? "-" : "";
   if (a >= 1) {
-    return sign + "$" + a.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return sign + "$" + cents.format(a);
   }
   return sign + "$" + trimZeros(a.toFixed(decimalsFor(a)));
 }
@@ -67,8 +70,7 @@ export function moneyExact(n) {
   if (missing(n)) return "—";
   n = Number(n);
   const sign = n < 0 ? "-" : "";
-  // 12 decimals: every digit the server keeps (6), and sums of many without float noise.
-  return sign + "$" + Math.abs(n).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 12 });
+  return sign + "$" + exact.format(Math.abs(n));
 }
 
 /** Milliseconds as "850 ms", "1.24 s", "2m 05s". */
@@ -124,7 +126,20 @@ export function ago(seconds) {
 
 // ------------------------------------------------------------------ time
 
-const hm = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+// Formatters are built once: toLocale*String with options builds a new one
+// per call, which is most of the cost of drawing a chart's ticks or 100 rows.
+const fmt = {
+  hm: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }),
+  hms: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }),
+  day: new Intl.DateTimeFormat([], { month: "short", day: "numeric" }),
+  dayYear: new Intl.DateTimeFormat([], { month: "short", day: "numeric", year: "numeric" }),
+  full: new Intl.DateTimeFormat([], {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }),
+};
+
+const hm = (d) => fmt.hm.format(d);
 
 const sameDay = (a, b) =>
   a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
@@ -132,29 +147,24 @@ const sameDay = (a, b) =>
 export function clock(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  return fmt.hms.format(d);
 }
 
 function dayLabel(d, now = new Date()) {
-  const opts = { month: "short", day: "numeric" };
-  if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
-  return d.toLocaleDateString([], opts);
+  return (d.getFullYear() !== now.getFullYear() ? fmt.dayYear : fmt.day).format(d);
 }
 
 /** A row's time: "14:05:09" today, "Nov 26 14:05:09" another day (with the year if not this one). */
 export function rowTime(iso, now = new Date()) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return sameDay(d, now) ? clock(iso) : `${dayLabel(d, now)} ${clock(iso)}`;
+  return sameDay(d, now) ? fmt.hms.format(d) : `${dayLabel(d, now)} ${fmt.hms.format(d)}`;
 }
 
 export function dateTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString([], {
-    year: "numeric", month: "short", day: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-  });
+  return fmt.full.format(d);
 }
 
 /** "Nov 26 14:05" (with the year when it is not this one). */

@@ -5,7 +5,7 @@
 import * as api from "../api.js";
 import { Breakdown, bindTabs, hintFor, paintTabs } from "../breakdown.js";
 import { renderCards, renderDeltas } from "../cards.js";
-import { Charts, chartReady } from "../charts.js";
+import { Charts, loadChartJs } from "../charts.js";
 import { $, $$, setText } from "../dom.js";
 import { Feed } from "../feed.js";
 import { PALETTE, agentColor, shortDateTime } from "../format.js";
@@ -78,9 +78,6 @@ export class Overview {
     $("#feed-more").addEventListener("click", () => this.loadMore());
     live.onEvent((ev) => this.onLiveEvent(ev));
     live.onStatus((s, recovered) => this.onStatus(s, recovered));
-    // Build the (empty) charts while the data is on its way: Chart.js's first
-    // setup then overlaps the network wait instead of following it.
-    chartReady.then(() => this.charts.prepare()).catch((err) => console.warn("charts unavailable", err));
     document.addEventListener("visibilitychange", () => {
       // A tab coming back after a long time in the background refreshes at once.
       if (this.active && !document.hidden && Date.now() - this.lastRefresh > REFRESH_MS) this.refresh();
@@ -142,6 +139,11 @@ export class Overview {
     const previous = prev ? api.summary(prev, f, "summary-prev") : Promise.resolve(null);
     const series = api.timeseries(params, f, bucketFor(win));
     const rows = this._fetchBreakdown(params, f);
+    // With the requests on their way, load Chart.js and build the (empty)
+    // charts: their setup overlaps the network wait instead of following it.
+    loadChartJs()
+      .then(() => this.charts.prepare())
+      .catch((err) => console.warn("charts unavailable", err));
     // Rejections are handled below, after the emptiness check; don't report them twice.
     for (const p of [summary, previous, series, rows]) p.catch(() => {});
     try {
@@ -176,7 +178,7 @@ export class Overview {
       el.textContent = "No LLM calls in this range.";
       el.hidden = !noCalls;
     }
-    await chartReady;
+    await loadChartJs();
     this.lastSeries = series;
     this.charts.update(series);
     if (state.stack !== "none") this._drawCost(series, win, f);
