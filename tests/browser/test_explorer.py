@@ -314,6 +314,40 @@ def test_tablet_width_hostile_strings_and_screenshots(
     """The explorer and the session view at 768 px: no sideways scrolling;
     hostile names stay text. Screenshots for the docs with AGENTWATCH_SCREENSHOTS=1."""
     out = ROOT / "docs" / "images" if os.environ.get("AGENTWATCH_SCREENSHOTS") == "1" else tmp_path
+    # A support chat: one session, three runs and a call in between.
+    t = datetime.now(UTC) - timedelta(hours=3)
+    chat: list[dict[str, Any]] = []
+    for i, costs in enumerate([[0.0042, 0.0061], [0.0124], [0.0031, 0.0027, 0.0188]]):
+        chat += run_with_calls(
+            t + timedelta(minutes=9 * i),
+            costs,
+            failed=i == 1,
+            task_name="answer-ticket",
+            agent_name="support-agent",
+            user_id="acme-corp",
+            session_id="s-support-chat-17",
+        )
+    chat.append(
+        llm_event(
+            timestamp=(t + timedelta(minutes=4)).isoformat(),
+            agent_name="support-agent",
+            task_name="classify-ticket",
+            user_id="acme-corp",
+            session_id="s-support-chat-17",
+            cost_usd=0.00018,
+        )
+    )
+    post(demo_server, *chat)
+    for p, suffix in ((page, "desktop"), (tablet_page, "tablet")):
+        open_explorer(p, demo_server, "&status=error&range=7d")
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= p.viewport_size["width"]
+        p.screenshot(path=str(out / f"explorer-{suffix}.png"), full_page=False)
+        p.goto(demo_server.url + "/?view=session&sid=s-support-chat-17")
+        p.wait_for_selector("section[data-view='session'][data-state='ready']")
+        p.wait_for_timeout(300)
+        assert p.locator("#session-table tbody tr[data-id]").count() == 4
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= p.viewport_size["width"]
+        p.screenshot(path=str(out / f"session-{suffix}.png"), full_page=True)
     bad = llm_event(
         agent_name=HOSTILE,
         task_name="<script>window.__pwned=2</script>",
@@ -324,19 +358,15 @@ def test_tablet_width_hostile_strings_and_screenshots(
         provider=HOSTILE,
     )
     post(demo_server, bad)
-    sid = api(demo_server, "/api/events", kind="task", limit=1)["events"][0]["session_id"]
-    for p, suffix in ((page, "desktop"), (tablet_page, "tablet")):
+    for p in (page, tablet_page):
         open_explorer(p, demo_server, "&status=error&range=7d")
         assert HOSTILE in p.text_content("#explore-table")
-        assert p.evaluate("() => document.documentElement.scrollWidth") <= p.viewport_size["width"]
-        p.screenshot(path=str(out / f"explorer-{suffix}.png"), full_page=False)
-        p.goto(demo_server.url + f"/?view=session&sid={sid}")
-        p.wait_for_selector("section[data-view='session'][data-state='ready']")
-        assert p.evaluate("() => document.documentElement.scrollWidth") <= p.viewport_size["width"]
-        p.screenshot(path=str(out / f"session-{suffix}.png"), full_page=True)
         p.goto(demo_server.url + f"/?view=session&sid={bad['session_id']}")
         p.wait_for_selector("section[data-view='session'][data-state='ready']")
         assert p.text_content("#session-title") == f"Session {HOSTILE}"
-    for p in (page, tablet_page):
+        p.locator("#session-table tbody tr[data-id]").first.click()
+        p.wait_for_selector("#detail[open]")
+        assert p.text_content("#detail [data-field='error_message']") == HOSTILE
+        p.wait_for_timeout(300)  # give any injected handler a chance to run
         assert p.evaluate("() => window.__pwned") is None
         assert p.evaluate("() => document.querySelectorAll('img, script:not([src])').length") == 0

@@ -220,6 +220,7 @@ def test_custom_windows_for_previous_period_deltas(server: ServerProcess) -> Non
         until=NOW.isoformat(),
     ).json()
     assert both["total_requests"] == 5 and both["total_cost"] == pytest.approx(0.36)
+    assert both["period"] == "custom" and prev["period"] == "24h"  # until alone keeps the length
     # Timeseries over a zoomed window: buckets cover it exactly.
     ts = get(
         server.url,

@@ -64,7 +64,8 @@ async def summary(
         "latency_p50": s.p50,
         "latency_p95": s.p95,
         "active_agents": s.agents,
-        "period": period,
+        # With `since`, the period played no part in the window.
+        "period": "custom" if since is not None else period,
         "errors": s.errors,
         "input_tokens": s.input_tokens,
         "output_tokens": s.output_tokens,
@@ -140,7 +141,8 @@ async def timeseries(
         out["latency_p50"].append(b["p50"])
         out["latency_p95"].append(b["p95"])
     extra = {"since": iso_us(start), "until": iso_us(end)} if since or until else {}
-    return FastJSON({**out, "bucket_minutes": minutes, "period": period, **extra})
+    shown = "custom" if since is not None else period
+    return FastJSON({**out, "bucket_minutes": minutes, "period": shown, **extra})
 
 
 GroupBy = Literal["agent_name", "model", "task_name", "provider", "user_id", "session_id"]
