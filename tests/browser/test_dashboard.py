@@ -26,6 +26,7 @@ from tests.browser.helpers import (
     llm_event,
     open_dashboard,
     post,
+    run_event,
 )
 
 pytestmark = pytest.mark.browser
@@ -360,17 +361,7 @@ def test_event_detail_shows_every_field(page: Any, server: Any) -> None:
 def test_task_run_waterfall(page: Any, server: Any) -> None:
     start = datetime.now(UTC) - timedelta(seconds=30)
     run_id, trace = str(uuid.uuid4()), uuid.uuid4().hex
-    run = {
-        "id": run_id,
-        "kind": "task",
-        "task_name": "plan-trip",
-        "agent_name": "planner",
-        "model": "",
-        "latency_ms": 10_000.0,
-        "status": "success",
-        "timestamp": start.isoformat(),
-        "trace_id": trace,
-    }
+    run = run_event(run_id, start, trace_id=trace)
     calls = []
     steps = [(0, 2000, 0.01), (2500, 4000, 0.02), (7000, 2500, 0.03)]
     for i, (offset, dur, cost) in enumerate(steps):

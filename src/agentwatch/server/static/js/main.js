@@ -31,6 +31,9 @@ class Freshness {
     this.lastOk = null;
     this.failed = false;
     this.downSince = null;
+    // Only a view that refreshes by itself (the overview) goes stale by age;
+    // the explorer's pages are snapshots on purpose.
+    this.expectRefresh = false;
     live.onStatus((s) => {
       if (s === "connected") this.downSince = null;
       else if (this.downSince === null && s === "reconnecting") this.downSince = Date.now();
@@ -59,7 +62,7 @@ class Freshness {
     const reasons = [];
     if (this.failed && this.lastOk) reasons.push("the server is not answering");
     if (this.downSince !== null && now - this.downSince > STREAM_GRACE_MS) reasons.push("the live stream is down");
-    if (this.lastOk && now - this.lastOk > STALE_AFTER_MS) reasons.push("not refreshed lately");
+    if (this.expectRefresh && this.lastOk && now - this.lastOk > STALE_AFTER_MS) reasons.push("not refreshed lately");
     const stale = reasons.length > 0 && this.lastOk !== null;
     root.dataset.stale = stale ? "true" : "false";
     const note = $("#stale");
@@ -99,6 +102,7 @@ function showView(name, { focus = false } = {}) {
   for (const [key, v] of Object.entries(VIEWS)) v.section.hidden = key !== name;
   current = view;
   root.dataset.view = name;
+  freshness.expectRefresh = Boolean(view.refreshes);
   view.enter();
   // A user who switched views lands on the new view's heading (screen readers announce it).
   if (focus) view.title.focus({ preventScroll: false });

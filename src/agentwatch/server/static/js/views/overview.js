@@ -54,6 +54,7 @@ export class Overview {
     this.live = live;
     this.status = status;
     this.active = false;
+    this.refreshes = true; // on its own (timer, live events): freshness can age
     this.dirty = true;
     this.isEmpty = null;
     this.leavingEmpty = false;
@@ -88,7 +89,8 @@ export class Overview {
     this.active = true;
     paintTabs(state.tab);
     $("#stack-select").value = state.stack;
-    if (this.dirty) {
+    // Back from another view: numbers older than a refresh period are fetched again.
+    if (this.dirty || Date.now() - this.lastRefresh > REFRESH_MS) {
       this.dirty = false;
       this.refresh();
       this.loadFeed();
