@@ -91,7 +91,8 @@ export class SessionView {
       stat("Task runs", int(t.task_runs), "session-runs"),
       stat("LLM calls", int(t.llm_calls), "session-calls"),
       stat("Tokens in / out", `${tokens(t.input_tokens)} / ${tokens(t.output_tokens)}`, "session-tokens"),
-      stat("Errors", int(t.errors + t.failed_steps), "session-errors"),
+      // Failed runs or calls at the top level, and failed steps inside runs (a failed run's failing step counts in both).
+      stat("Failed: items / steps", `${int(t.errors)} / ${int(t.failed_steps)}`, "session-errors"),
     );
     this.byId = new Map(view.items.map((it) => [it.event.id, it.event]));
     const now = new Date();
