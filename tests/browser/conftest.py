@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.helpers import backfill
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -90,8 +92,11 @@ def _watch(page: Any) -> PageWatch:
     return w
 
 
+# Pages depend on `server_factory` so that they close before the servers stop:
+# a page left open would see its next refresh (live events trigger them) fail
+# against a server that is already gone.
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, server_factory: Any) -> Iterator[Any]:
     """A desktop-sized page; checked for errors and foreign requests at teardown."""
     ctx = browser.new_context(viewport=DESKTOP)
     p = ctx.new_page()
@@ -104,7 +109,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def tablet_page(browser: Any) -> Iterator[Any]:
+def tablet_page(browser: Any, server_factory: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport=TABLET)
     p = ctx.new_page()
     p.set_default_timeout(10_000)
@@ -113,3 +118,10 @@ def tablet_page(browser: Any) -> Iterator[Any]:
     yield p
     ctx.close()
     w.check()
+
+
+@pytest.fixture
+def demo_server(server: Any) -> Any:
+    """A server holding the demo's 7-day backfill."""
+    backfill(server)
+    return server

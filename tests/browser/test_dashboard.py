@@ -16,62 +16,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agentwatch import demo
+from tests.browser.helpers import (
+    HOSTILE,
+    ROOT,
+    api,
+    llm_event,
+    open_dashboard,
+    post,
+    run_event,
+)
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-HOSTILE = '<img src=x onerror="window.__pwned=1;alert(1)">'
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def api(server: Any, path: str, **params: Any) -> Any:
-    r = httpx.get(server.url + path, params=params, timeout=10)
-    r.raise_for_status()
-    return r.json()
-
-
-def post(server: Any, *events: dict[str, Any]) -> None:
-    r = httpx.post(server.url + "/api/events", json={"events": list(events)}, timeout=10)
-    assert r.status_code == 200, r.text
-
-
-def llm_event(**over: Any) -> dict[str, Any]:
-    e = {
-        "id": str(uuid.uuid4()),
-        "task_name": "unit-task",
-        "agent_name": "unit-agent",
-        "model": "gpt-4o-mini",
-        "input_tokens": 1200,
-        "output_tokens": 300,
-        "latency_ms": 850.0,
-        "status": "success",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "metadata": {"source": "test"},
-    }
-    e.update(over)
-    return e
-
-
-def open_dashboard(page: Any, server: Any, query: str = "", ready: str = "true") -> None:
-    page.goto(server.url + "/" + query)
-    page.wait_for_selector(f'html[data-ready="{ready}"]')
-
-
-def backfill(server: Any) -> None:
-    assert demo.main(["--backfill", "--server", server.url]) == 0
-
-
-@pytest.fixture
-def demo_server(server: Any) -> Any:
-    """A server holding the demo's 7-day backfill."""
-    backfill(server)
-    return server
 
 
 def card_values(page: Any) -> dict[str, str]:
@@ -403,17 +361,7 @@ def test_event_detail_shows_every_field(page: Any, server: Any) -> None:
 def test_task_run_waterfall(page: Any, server: Any) -> None:
     start = datetime.now(UTC) - timedelta(seconds=30)
     run_id, trace = str(uuid.uuid4()), uuid.uuid4().hex
-    run = {
-        "id": run_id,
-        "kind": "task",
-        "task_name": "plan-trip",
-        "agent_name": "planner",
-        "model": "",
-        "latency_ms": 10_000.0,
-        "status": "success",
-        "timestamp": start.isoformat(),
-        "trace_id": trace,
-    }
+    run = run_event(run_id, start, trace_id=trace)
     calls = []
     steps = [(0, 2000, 0.01), (2500, 4000, 0.02), (7000, 2500, 0.03)]
     for i, (offset, dur, cost) in enumerate(steps):
@@ -533,3 +481,26 @@ def test_tablet_layout_and_screenshots(
     charts = [tablet_page.locator(f"#{c}").bounding_box() for c in ("cost-chart", "latency-chart")]
     assert charts[1]["y"] > charts[0]["y"]  # stacked
     assert charts[0]["width"] > 600
+
+
+def test_long_names_keep_the_numbers_in_view(page: Any, server: Any) -> None:
+    long_agent = "agent-" + "with-a-very-long-name-" * 10
+    long_model = "model-" + "x" * 120
+    post(
+        server,
+        llm_event(agent_name=long_agent, model=long_model, status="error", error_message="e"),
+    )
+    open_dashboard(page, server)
+    table = page.locator("#breakdown-table").bounding_box()
+    rate = page.locator("#breakdown-table tbody tr .error-pct").first.bounding_box()
+    assert rate["x"] + rate["width"] <= table["x"] + table["width"] + 1
+    assert (
+        page.locator("#breakdown-table tbody td.cell-name").first.get_attribute("title")
+        == long_agent
+    )
+    # A cut model name keeps the whole name as its tooltip, in the feed and the breakdown.
+    page.wait_for_selector("#feed li[data-id]")
+    assert page.locator("#feed li[data-id] .f-model").first.get_attribute("title") == long_model
+    page.click("#breakdown-tabs [data-group='model']")
+    page.wait_for_selector(f"#breakdown-table td.cell-name[title='{long_model}']")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1440

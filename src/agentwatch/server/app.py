@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, health, metrics, otlp, session, stream
+from agentwatch.server.api import events, explore, health, metrics, otlp, session, stream
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.ingest import Writer
@@ -184,6 +184,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         health.router,
         session.router,
         otlp.router,
+        explore.router,
     ):
         app.include_router(r)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
 
 # Dimensions the metrics endpoints can filter and group on. Only these names
@@ -131,6 +132,29 @@ class Store(Protocol):
     def stop_tail(self) -> None: ...
 
     def close(self) -> None: ...
+
+    # -- explorer (issue 15) --
+    def explore_events(self, q: EventQuery) -> dict[str, Any]:
+        """One page of events for `GET /api/events`: {"events": [...], "next":
+        [sort value, seq] | None}, in q.sort order with seq as the tie-breaker
+        in the same direction; q.after continues after that keyset."""
+        ...
+
+    def breakdown_raw(
+        self, group_by: str, start_us: int, end_us: int, f: Filters, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Breakdown rows (the shape of `breakdown`) per provider, user_id or
+        session_id, from raw LLM calls; highest cost first."""
+        ...
+
+    def run_totals(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Per stored task run: cost_usd, input_tokens, output_tokens,
+        llm_calls, tool_calls, failed_steps of its whole subtree."""
+        ...
+
+    def session_view(self, session_id: str, limit: int = 1000) -> dict[str, Any] | None:
+        """A session's top-level runs and calls in time order with totals."""
+        ...
 
     # -- API keys (issue 11) --
     def add_key(self, key: ApiKey) -> None: ...

@@ -1268,6 +1268,9 @@ def raw_select(
     for d, ref in flt.items():
         cond += f" AND {REF_COLUMN[d]} = {p}"
         params = [*params, ref]
+    if group in ("provider", "user_id", "session_id"):
+        # As their rollups: only the events that have one.
+        cond += f" AND {REF_COLUMN[group]} IS NOT NULL"
     if width is not None:
         g = f"(ts - {int(origin)}) / {int(width)}"
     elif group in REF_COLUMN:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
@@ -37,6 +37,9 @@ from agentwatch.store.tables import (
     rollup_raw,
     rollups,
 )
+
+if TYPE_CHECKING:
+    from agentwatch.store.explore import EventQuery
 
 c = events.c
 _STORED = [c[n] for n in STORED_COLUMNS]
@@ -416,12 +419,16 @@ class SqlStore:
         return out
 
     def breakdown(
-        self, group_by: str, start_us: int, end_us: int, f: Filters
+        self, group_by: str, start_us: int, end_us: int, f: Filters, rest: bool = False
     ) -> list[dict[str, Any]]:
+        """Per value of `group_by`, highest cost first; with `rest` (provider,
+        user, session) a last row named None for the calls without a value."""
         if group_by not in ALL_DIMENSIONS:  # the API validates too; never trust a column name
             raise ValueError(f"cannot group by {group_by!r}")
         with self.engine.connect() as conn:
-            accs = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"], group=group_by)
+            accs = self._collect(
+                conn, start_us, end_us + 1, f, KIND_CODES["llm"], group=group_by, rest=rest
+            )
         out = []
         for name, a in accs.items():
             if not a.n:
@@ -441,7 +448,7 @@ class SqlStore:
                     "latency_p95": p95,
                 }
             )
-        return sorted(out, key=lambda x: (-x["total_cost"], x["name"]))
+        return sorted(out, key=lambda x: (x["name"] is None, -x["total_cost"], x["name"] or ""))
 
     def _collect(
         self,
@@ -454,13 +461,16 @@ class SqlStore:
         origin_us: int = 0,
         width_us: int | None = None,
         want_hist: bool = True,
+        rest: bool = False,
     ) -> dict[Any, _Acc]:
         """Sums and latency percentiles over lo <= ts < hi, per group.
 
         `group` is a dimension name (groups are its values), or None (one
         group, 0); with `width_us` the group is the time bucket index
         (ts - origin) // width instead. `kind` is a kind code, or None for
-        every kind.
+        every kind. `rest`: also a group None for the events without a value
+        of `group` (provider, user, session), exact: the totals less the
+        groups, histograms included (bin counts subtract as they add).
         """
         flt: dict[str, int] = {}
         for d in ALL_DIMENSIONS:
@@ -470,6 +480,28 @@ class SqlStore:
                 if ref is None:  # no event ever had that name
                     return {}
                 flt[d] = ref
+        acc = self._gather(conn, lo, hi, flt, kind, group, origin_us, width_us, want_hist)
+        if rest:
+            total = self._gather(conn, lo, hi, flt, kind, None, 0, None, want_hist)
+            acc.add_rest(total)
+        out = acc.result()
+        if group in ru.REF_COLUMN:
+            names = self.names.names(conn, [g for g in out if g is not None])
+            return {(None if g is None else names[g]): a for g, a in out.items()}
+        return out
+
+    def _gather(
+        self,
+        conn: Connection,
+        lo: int,
+        hi: int,
+        flt: dict[str, int],
+        kind: int | None,
+        group: str | None,
+        origin_us: int,
+        width_us: int | None,
+        want_hist: bool,
+    ) -> _Gather:
         plan = ru.plan(conn, lo, hi, flt, group, width_us, kind)
         acc = _Gather(want_hist)
         for p in plan.rollup_pieces:
@@ -478,11 +510,38 @@ class SqlStore:
             acc.add_raw(conn, ru.raw_where(a, b), flt, kind, group, origin_us, width_us)
         tail = ru.tail_where(plan.watermark, lo, hi, plan.raw)
         acc.add_raw(conn, tail, flt, kind, group, origin_us, width_us)
-        out = acc.result()
-        if group in ru.REF_COLUMN:
-            names = self.names.names(conn, out)
-            return {names[g]: a for g, a in out.items()}
-        return out
+        return acc
+
+    # -- explorer (issue 15) --
+    # Thin delegations to store/explore.py (raw-event reads for the dashboard's
+    # explorer, run totals and session view); see that module for the contract.
+    def explore_events(self, q: EventQuery) -> dict[str, Any]:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.list_events(conn, self.names, q)
+
+    def breakdown_raw(
+        self, group_by: str, start_us: int, end_us: int, f: Filters, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Breakdown by provider, user_id or session_id, from their rollups:
+        one row per value, then a row with name None for the calls without
+        one (exact: the totals less the rows). Highest cost first, that row
+        last."""
+        rows = self.breakdown(group_by, start_us, end_us, f, rest=True)
+        return rows[:limit] if limit is not None else rows
+
+    def run_totals(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.run_totals(conn, run_ids)
+
+    def session_view(self, session_id: str, limit: int = 1000) -> dict[str, Any] | None:
+        from agentwatch.store import explore
+
+        with self.engine.connect() as conn:
+            return explore.session_view(conn, self.names, session_id, limit)
 
     # -- API keys (issue 11) --
     def add_key(self, key: ApiKey) -> None:
@@ -598,6 +657,34 @@ class _Gather:
             self.rec_g.append(self._gids([x[0] for x in rows]))
             self.rec_b.append(np.fromiter((x[1] for x in rows), np.int64, len(rows)))
             self.rec_c.append(np.fromiter((x[2] for x in rows), np.int64, len(rows)))
+
+    def add_rest(self, total: _Gather) -> None:
+        """A group None: `total` (one group) less every group gathered here."""
+        t = total.accs.get(0)
+        if t is None:
+            return
+        a = _Acc()
+        a.n = t.n - sum(x.n for x in self.accs.values())
+        if a.n <= 0:
+            return
+        a.errors = t.errors - sum(x.errors for x in self.accs.values())
+        a.cost = max(0.0, t.cost - sum(x.cost for x in self.accs.values()))
+        a.latency_sum = max(0.0, t.latency_sum - sum(x.latency_sum for x in self.accs.values()))
+        a.input_tokens = t.input_tokens - sum(x.input_tokens for x in self.accs.values())
+        a.output_tokens = t.output_tokens - sum(x.output_tokens for x in self.accs.values())
+        self.accs[None] = a
+        if self.want_hist and total.rec_b:
+            gi = self.gidx.setdefault(None, len(self.gidx))
+            for b, cnt in zip(total.rec_b, total.rec_c, strict=True):
+                self.rec_g.append(np.full(len(b), gi, dtype=np.int64))
+                self.rec_b.append(b)
+                self.rec_c.append(cnt)
+            for g, b, cnt in zip(list(self.rec_g), list(self.rec_b), list(self.rec_c), strict=True):
+                if len(g) and not (g == gi).all():
+                    keep = g != gi
+                    self.rec_g.append(np.full(int(keep.sum()), gi, dtype=np.int64))
+                    self.rec_b.append(b[keep])
+                    self.rec_c.append(-cnt[keep])
 
     def result(self) -> dict[Any, _Acc]:
         if self.want_hist and self.rec_b:

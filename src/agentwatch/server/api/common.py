@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,14 @@ PERIOD_SECONDS: dict[str, int | None] = {
 AgentQ = Annotated[str | None, Query(max_length=256, description="Only this agent")]
 ModelQ = Annotated[str | None, Query(max_length=256, description="Only this model")]
 TaskQ = Annotated[str | None, Query(max_length=256, description="Only this task")]
+SinceQ = Annotated[
+    datetime | None,
+    Query(description="Window start, inclusive (ISO 8601; naive means UTC); overrides period"),
+]
+UntilQ = Annotated[
+    datetime | None,
+    Query(description="Window end, inclusive (ISO 8601; naive means UTC); default now"),
+]
 
 
 class FastJSON(Response):
@@ -52,6 +60,27 @@ def period_range(period: str) -> tuple[int, int]:
     end = now_us()
     secs = PERIOD_SECONDS[period]
     return (0 if secs is None else end - secs * 1_000_000), end
+
+
+def window(period: str, since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    """[start, end] of a metrics request: `period` back from now, or a custom
+    window. `until` alone keeps the period's length and ends there; `since`
+    alone runs to now."""
+    if since is None and until is None:
+        return period_range(period)
+    end = to_us(until) if until is not None else now_us()
+    if since is not None:
+        start = to_us(since)
+    else:
+        secs = PERIOD_SECONDS[period]
+        start = 0 if secs is None else end - secs * 1_000_000
+    if start > end:
+        raise HTTPException(422, "since must not be later than until")
+    return start, end
+
+
+def iso_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat()
 
 
 def state(request: Request) -> AppState:

@@ -16,12 +16,16 @@ from agentwatch.server.api.common import (
     FastJSON,
     ModelQ,
     Period,
+    SinceQ,
     TaskQ,
+    UntilQ,
     dims,
-    period_range,
+    iso_us,
     run_in_threadpool,
     state,
+    window,
 )
+from agentwatch.store.base import DIMENSIONS
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
@@ -44,29 +48,33 @@ async def summary(
     agent_name: AgentQ = None,
     model: ModelQ = None,
     task_name: TaskQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
 ) -> Any:
-    start, end = period_range(period)
+    start, end = window(period, since, until)
     s = await run_in_threadpool(
         state(request).store.summary, start, end, dims(agent_name, model, task_name)
     )
     n = s.requests
-    return FastJSON(
-        {
-            "total_cost": round(s.cost, 6),
-            "total_requests": n,
-            "success_rate": round(100.0 * (n - s.errors) / n, 2) if n else None,
-            "avg_latency_ms": _r(s.latency_sum / n) if n else None,
-            "latency_p50": s.p50,
-            "latency_p95": s.p95,
-            "active_agents": s.agents,
-            "period": period,
-            "errors": s.errors,
-            "input_tokens": s.input_tokens,
-            "output_tokens": s.output_tokens,
-            "total_tokens": s.input_tokens + s.output_tokens,
-            "task_runs": s.task_runs,
-        }
-    )
+    out: dict[str, Any] = {
+        "total_cost": round(s.cost, 6),
+        "total_requests": n,
+        "success_rate": round(100.0 * (n - s.errors) / n, 2) if n else None,
+        "avg_latency_ms": _r(s.latency_sum / n) if n else None,
+        "latency_p50": s.p50,
+        "latency_p95": s.p95,
+        "active_agents": s.agents,
+        # With `since`, the period played no part in the window.
+        "period": "custom" if since is not None else period,
+        "errors": s.errors,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "total_tokens": s.input_tokens + s.output_tokens,
+        "task_runs": s.task_runs,
+    }
+    if since is not None or until is not None:  # the window used, for a custom one
+        out.update(since=iso_us(start), until=iso_us(end))
+    return FastJSON(out)
 
 
 def auto_bucket_minutes(span_us: int) -> int:
@@ -84,11 +92,13 @@ async def timeseries(
     agent_name: AgentQ = None,
     model: ModelQ = None,
     task_name: TaskQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
 ) -> Any:
     st = state(request)
     f = dims(agent_name, model, task_name)
-    start, end = period_range(period)
-    if period == "all":
+    start, end = window(period, since, until)
+    if period == "all" and since is None:
         first = await run_in_threadpool(st.store.first_timestamp_us, f)
         start = first if first is not None and first < end else end - 86_400_000_000
     minutes = bucket or auto_bucket_minutes(end - start)
@@ -130,22 +140,36 @@ async def timeseries(
         out["avg_latency"].append(_r(b["latency_sum"] / b["requests"]))
         out["latency_p50"].append(b["p50"])
         out["latency_p95"].append(b["p95"])
-    return FastJSON({**out, "bucket_minutes": minutes, "period": period})
+    extra = {"since": iso_us(start), "until": iso_us(end)} if since or until else {}
+    shown = "custom" if since is not None else period
+    return FastJSON({**out, "bucket_minutes": minutes, "period": shown, **extra})
 
 
-@router.get("/breakdown", summary="Metrics grouped by agent, model or task")
+GroupBy = Literal["agent_name", "model", "task_name", "provider", "user_id", "session_id"]
+
+
+@router.get("/breakdown", summary="Metrics grouped by agent, model, task, provider, user, session")
 async def breakdown(
     request: Request,
-    group_by: Literal["agent_name", "model", "task_name"] = "agent_name",
+    group_by: GroupBy = "agent_name",
     period: Period = "24h",
     agent_name: AgentQ = None,
     model: ModelQ = None,
     task_name: TaskQ = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=10_000, description="Only the first N rows (by cost)")
+    ] = None,
 ) -> Any:
-    start, end = period_range(period)
-    rows = await run_in_threadpool(
-        state(request).store.breakdown, group_by, start, end, dims(agent_name, model, task_name)
-    )
+    st = state(request)
+    start, end = window(period, since, until)
+    f = dims(agent_name, model, task_name)
+    if group_by in DIMENSIONS:  # pre-aggregated (rollups)
+        rows = await run_in_threadpool(st.store.breakdown, group_by, start, end, f)
+        rows = rows[:limit] if limit is not None else rows
+    else:  # provider, user, session: raw events (store/explore.py)
+        rows = await run_in_threadpool(st.store.breakdown_raw, group_by, start, end, f, limit)
     for r in rows:
         r["total_cost"] = round(r["total_cost"], 6)
     return FastJSON(rows)

@@ -14,7 +14,9 @@ export class ApiError extends Error {
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) {
-    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+    if (v === undefined || v === null || v === "") continue;
+    if (Array.isArray(v)) for (const item of v) q.append(k, String(item));
+    else q.set(k, String(v));
   }
   const s = q.toString();
   return s ? `?${s}` : "";
@@ -46,15 +48,37 @@ export async function getJSON(path, params, slot) {
 
 export const isAbort = (err) => err?.name === "AbortError";
 
-export const summary = (period, filters) =>
-  getJSON("api/metrics/summary", { period, ...filters }, "summary");
+const iso = (ms) => new Date(ms).toISOString();
 
-export const timeseries = (period, filters, bucket) =>
-  getJSON("api/metrics/timeseries", { period, bucket, ...filters }, "timeseries");
+/**
+ * Query parameters of a time window ({start, end, preset} as made by
+ * state.currentWindow): a preset is the server's own `period` (its clock);
+ * anything else is an explicit since/until.
+ */
+export function windowParams(win) {
+  if (win.preset) return { period: win.preset };
+  return { since: iso(win.start), until: iso(win.end) };
+}
 
-export const breakdown = (groupBy, period, filters) =>
-  getJSON("api/metrics/breakdown", { group_by: groupBy, period, ...filters }, "breakdown");
+/** The window of the same length just before `win` (for "vs previous" deltas); null for all time. */
+export function previousWindowParams(win) {
+  if (win.start === null) return null;
+  const len = win.end - win.start;
+  return { since: iso(win.start - len), until: iso(win.start - 1) };
+}
+
+export const summary = (params, filters, slot = "summary") => getJSON("api/metrics/summary", { ...params, ...filters }, slot);
+
+export const timeseries = (params, filters, bucket, slot = "timeseries") =>
+  getJSON("api/metrics/timeseries", { ...params, bucket, ...filters }, slot);
+
+export const breakdown = (groupBy, params, filters, limit, slot = "breakdown") =>
+  getJSON("api/metrics/breakdown", { group_by: groupBy, ...params, ...filters, limit }, slot);
 
 export const events = (params, slot) => getJSON("api/events", params, slot);
+
+export const runTotals = (ids) => getJSON("api/runs/totals", { id: ids });
+
+export const session = (sid, slot = "session") => getJSON(`api/sessions/${encodeURIComponent(sid)}`, null, slot);
 
 export const STREAM_URL = "api/stream";

@@ -1,9 +1,12 @@
-// The event detail dialog: every field, metadata and error as text; for a
-// task run, its nested calls as a waterfall with the run's totals.
+// The event detail dialog: every field (costs at full precision), metadata
+// and error as text; for a task run, its nested calls as a waterfall with the
+// run's totals. The user and session lead on (explorer, session view); when
+// the dialog closes, focus returns to where it was before it opened.
 
 import * as api from "./api.js";
 import { $, h, replace } from "./dom.js";
-import { agentColor, compact, dateTime, int, money, ms } from "./format.js";
+import { agentColor, compact, dateTime, int, moneyExact, ms } from "./format.js";
+import { Roving } from "./keynav.js";
 
 const FIELDS = [
   ["id", "ID"],
@@ -37,26 +40,50 @@ function fieldValue(key, ev) {
   if (key === "cost_usd" && !llm && !v) return null;
   if (key === "timestamp") return `${dateTime(v)}  (${v})`;
   if (key === "latency_ms") return ms(v);
-  if (key === "cost_usd") return money(v);
+  if (key === "cost_usd") return moneyExact(v);
   if (key.endsWith("_tokens")) return int(v);
   return String(v);
 }
 
 export class Detail {
-  constructor(dialog) {
+  /** onOpen(id | null) follows what is shown (the URL keeps it); onUser(id), onSession(id) lead on. */
+  constructor(dialog, { onOpen = () => {}, onUser = () => {}, onSession = () => {} } = {}) {
     this.dialog = dialog;
     this.body = $("#detail-body", dialog);
     this.title = $("#detail-title", dialog);
     this.seq = 0;
+    this.opener = null;
+    this.currentId = null;
+    this.onOpen = onOpen;
+    this.onUser = onUser;
+    this.onSession = onSession;
     $("#detail-close", dialog).addEventListener("click", () => dialog.close());
     // Click on the backdrop closes.
     dialog.addEventListener("click", (e) => {
       if (e.target === dialog) dialog.close();
     });
+    dialog.addEventListener("close", () => {
+      this.seq++;
+      this.currentId = null;
+      this.onOpen(null);
+      // Back to where the user was (a feed row, an explorer row...), if it is still there.
+      const back = this.opener;
+      this.opener = null;
+      if (back && back.isConnected) back.focus();
+    });
+  }
+
+  /** Leave the dialog (for a link that goes to another view). */
+  close() {
+    if (this.dialog.open) this.dialog.close();
   }
 
   open(ev) {
     const seq = ++this.seq;
+    if (!this.dialog.open) {
+      const active = document.activeElement;
+      this.opener = active && active !== document.body ? active : null;
+    }
     const isRun = ev.kind === "task";
     replace(
       this.title,
@@ -99,29 +126,43 @@ export class Detail {
           : h("p", { class: "muted" }, "No metadata."),
       ),
     );
-    if (ev.parent_id) {
-      parts.push(
-        h(
-          "p",
-          { class: "detail-actions" },
-          h("button", { type: "button", class: "btn", on: { click: () => this.openById(ev.parent_id, ev.trace_id) } }, "Open parent run"),
-        ),
-      );
-    }
+    // Where to go from here: the parent run, the session, the user's other calls.
+    const actions = [
+      ev.parent_id
+        ? h("button", { type: "button", class: "btn", on: { click: () => this.openById(ev.parent_id) } }, "Open parent run")
+        : null,
+      ev.session_id
+        ? h("button", { type: "button", class: "btn", on: { click: () => this._leave(() => this.onSession(ev.session_id)) } }, "Open session")
+        : null,
+      ev.user_id
+        ? h("button", { type: "button", class: "btn", on: { click: () => this._leave(() => this.onUser(ev.user_id)) } }, "This user's calls")
+        : null,
+    ].filter(Boolean);
+    if (actions.length) parts.push(h("p", { class: "detail-actions" }, actions));
     replace(this.body, parts);
     if (!this.dialog.open) this.dialog.showModal();
     this.body.scrollTop = 0;
+    this.currentId = ev.id;
+    this.onOpen(ev.id);
     if (isRun) this._loadRun(ev, seq);
   }
 
-  async openById(id, traceId) {
+  _leave(go) {
+    this.opener = null; // the next view takes focus
+    this.close();
+    go();
+  }
+
+  /** Open the event with this id; false when there is none. */
+  async openById(id) {
     try {
-      const params = traceId ? { trace_id: traceId, limit: 1000 } : { limit: 1000 };
-      const data = await api.events(params, "detail");
-      const found = (data.events || []).find((e) => e.id === id);
+      const data = await api.events({ id, limit: 1 }, "detail");
+      const found = (data.events || [])[0];
       if (found) this.open(found);
+      return Boolean(found);
     } catch (err) {
-      if (!api.isAbort(err)) console.warn("could not load parent run", err);
+      if (!api.isAbort(err)) console.warn("could not load event", err);
+      return false;
     }
   }
 
@@ -183,7 +224,7 @@ function waterfall(run, events, onOpen) {
     "div",
     { class: "wf-summary" },
     stat("Duration", ms(run.latency_ms), "wf-duration"),
-    stat("Total cost", money(totalCost), "wf-cost"),
+    stat("Total cost", moneyExact(totalCost), "wf-cost"),
     stat("LLM calls", int(llm.length), "wf-calls"),
     stat("Tokens in / out", `${compact(tokensIn)} / ${compact(tokensOut)}`, "wf-tokens"),
     stat("Failed steps", int(errors), "wf-errors"),
@@ -206,15 +247,9 @@ function waterfall(run, events, onOpen) {
       {
         class: `wf-row kind-${kind}` + (ev.status === "error" ? " is-error" : ""),
         dataset: { id: ev.id },
-        tabindex: "0",
+        tabindex: "-1",
         role: "button",
         title: ev.error_message ? `Error: ${ev.error_message}` : "Show this call",
-        on: {
-          click: () => onOpen(ev),
-          keydown: (e) => {
-            if (e.key === "Enter") onOpen(ev);
-          },
-        },
       },
       h(
         "span",
@@ -230,9 +265,14 @@ function waterfall(run, events, onOpen) {
       h("span", { class: "wf-offset" }, `+${ms(offset)}`),
       h("span", { class: "wf-dur" }, ms(dur)),
       h("span", { class: "wf-tok" }, kind === "llm" ? `${compact(ev.input_tokens ?? 0)} / ${compact(ev.output_tokens ?? 0)}` : ""),
-      h("span", { class: "wf-cost" }, kind === "llm" ? money(ev.cost_usd ?? 0) : ""),
+      h("span", { class: "wf-cost" }, kind === "llm" ? moneyExact(ev.cost_usd ?? 0) : ""),
     );
   });
+
+  // One tab stop for the steps; the arrow keys move between them.
+  const list = h("ol", { class: "wf-rows", "aria-label": "Steps" }, rows);
+  const byId = new Map(items.map(({ ev }) => [ev.id, ev]));
+  new Roving(list, "li[data-id]", (row) => onOpen(byId.get(row.dataset.id))).update(() => {});
 
   return [
     h("h3", null, "Waterfall"),
@@ -251,7 +291,7 @@ function waterfall(run, events, onOpen) {
             h("span", null, "Tokens"),
             h("span", null, "Cost"),
           ),
-          h("ol", { class: "wf-rows" }, rows),
+          list,
         )
       : h("p", { class: "muted" }, "This run recorded no nested calls."),
   ];
