@@ -55,7 +55,7 @@ import bisect
 import itertools
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -891,8 +891,18 @@ def build(
     if len(ev):
         merge_and_write(conn, fold_all(events_level(ev), t), top, t)
     close_buckets(conn, t, cut)
+    for hook in BUILD_HOOKS:
+        hook(conn, w, top)
     set_watermark(conn, top)
     return read, dirty
+
+
+# Other pre-aggregates kept in step with the rollups (e.g. alerts' LLM calls
+# per run): each is called inside every build's transaction with the seq
+# range (after, upto] the build covers, and must fold exactly those events
+# (read from `events` by seq) into its own tables. Registered at import by
+# the module that owns the tables.
+BUILD_HOOKS: list[Callable[[Connection, int, int], None]] = []
 
 
 def close_buckets(conn: Connection, now: int, since: int) -> None:
