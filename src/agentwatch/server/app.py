@@ -25,6 +25,7 @@ from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
 from agentwatch.server.api import events, health, metrics, stream
 from agentwatch.server.broadcast import Broadcaster
+from agentwatch.server.guard import QueryGuard
 from agentwatch.server.ingest import Writer, row_to_api
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
@@ -145,6 +146,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             headers={"Retry-After": "1"},
         )
 
+    # Inside CORS, so that its 422 carries the CORS headers a browser needs.
+    app.add_middleware(QueryGuard)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_list,

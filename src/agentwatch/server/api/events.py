@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from agentwatch.server.api.common import (
     AgentQ,
@@ -24,6 +25,9 @@ from agentwatch.store.base import Filters
 router = APIRouter(prefix="/api", tags=["events"])
 
 MAX_LIMIT = 1000  # a page bigger than this is a job for export, not for the query API
+# Deeper than a trillion rows is no page anyone reads, and every backend's
+# 64-bit OFFSET holds it (a larger number was a 500 from the driver).
+MAX_OFFSET = 10**12
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -73,6 +77,10 @@ async def ingest(request: Request) -> Any:
         rows, count = batch_rows(body, st.settings.max_batch_events, st.prices)
     except BatchError as e:
         return JSONResponse({"detail": e.message, "errors": e.errors}, status_code=e.status)
+    except ClientDisconnect:
+        # The client went (or its body stopped arriving and the server closed
+        # the connection): nothing was stored and nobody reads this answer.
+        return Response(status_code=400)
     try:
         await st.writer.submit(rows)
     except StorageUnavailable as e:
@@ -93,7 +101,7 @@ async def list_events(
     since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Any:
     # An empty value means "no filter", as on the metrics endpoints.
     f = Filters(
