@@ -65,38 +65,41 @@ def test_reads_answer_when_legacy_rows_are_on_the_page(legacy: ServerProcess) ->
 def test_a_read_that_fails_does_not_block_ingest(
     legacy: ServerProcess, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    """On SQLite a read that fails part-way through its rows left its pooled
-    connection holding a read snapshot: ingest commits running meanwhile
-    failed with 503 "database is locked" (and their live-stream publish was
-    lost). Whatever a read does, ingest must keep committing."""
+    """On SQLite a read that fails part-way through its rows leaves its pooled
+    connection holding a read snapshot: later ingest commits fail with 503
+    "database is locked" (and their live-stream publish is lost). Whatever a
+    read does, ingest must keep committing."""
     if backend == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="lead: store/writer"))
+        # Not strict: the snapshot lasts until the failed read's cursor is
+        # finalised, which waits on the garbage collector (the exception's
+        # traceback holds it), so some runs see no failure at all (1 in 3).
+        request.applymarker(pytest.mark.xfail(strict=False, reason="lead: store/writer"))
     url = legacy.url + "/api/events"
     # A full page behind the failing row, so the read stops with rows unread.
     for _ in range(5):
         batch = [ev(timestamp="2000-01-01T00:00:00Z") for _ in range(200)]
         assert httpx.post(url, json={"events": batch}, timeout=30).status_code == 200
     reads: list[int] = []
-    writes: list[str] = []
 
     # A connection per request: after a 500 uvicorn closes the keep-alive
     # connection under the client's next request (a reset, not our point).
+    # Three readers at once, so that several pooled connections are used.
     def read() -> None:
         for _ in range(10):
             reads.append(httpx.get(url, params={"limit": 1000}, timeout=30).status_code)
 
-    def write() -> None:
-        for _ in range(40):
-            r = httpx.post(url, json={"events": [ev()]}, timeout=30)
-            writes.append("ok" if r.status_code == 200 else f"{r.status_code} {r.text[:80]}")
-
-    threads = [threading.Thread(target=f) for f in (read, read, read, write, write, write)]
+    threads = [threading.Thread(target=read) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
+    writes = []
+    for _ in range(40):
+        r = httpx.post(url, json={"events": [ev()]}, timeout=30)
+        writes.append("ok" if r.status_code == 200 else f"{r.status_code} {r.text[:80]}")
     failed = [w for w in writes if w != "ok"]
-    assert len(writes) == 120 and not failed, (Counter(reads), Counter(failed))
+    # Measured on SQLite: 7 to 26 of the 40 failed in most runs, none in some.
+    assert not failed, (Counter(reads), Counter(failed))
 
 
 def test_legacy_rows_do_not_break_period_all_timeseries(legacy: ServerProcess) -> None:
