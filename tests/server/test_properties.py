@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,20 +49,10 @@ from agentwatch.schema import (
     MIN_TIMESTAMP,
 )
 from tests.conftest import BACKENDS, ServerProcess, backend_db
+from tests.server.test_hardening import QUERY_STRINGS, TOKEN_FIELDS
+from tests.server.test_ingest import ev
 
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
-GET_PATHS = (
-    "/api/events",
-    "/api/metrics/summary",
-    "/api/metrics/timeseries",
-    "/api/metrics/breakdown",
-)
+GET_PATHS = tuple(QUERY_STRINGS)
 # What the dashboard asks for: each must answer 200 whatever was stored.
 DASHBOARD_READS = [
     ("/api/events", {}),
@@ -405,23 +394,8 @@ BAD_BODIES = [
 
 # --- strategies: query parameters -------------------------------------------------
 
-PARAM_NAMES = [
-    "agent_name",
-    "task_name",
-    "model",
-    "status",
-    "kind",
-    "trace_id",
-    "parent_id",
-    "since",
-    "until",
-    "limit",
-    "offset",
-    "period",
-    "bucket",
-    "group_by",
-    "x",
-]
+# Every parameter of every GET route, and one that none of them knows.
+PARAM_NAMES = [*sorted({n for names in QUERY_STRINGS.values() for n in names}), "x"]
 ODD_VALUES = [
     "",
     "\x00",
@@ -574,13 +548,7 @@ def make_machine(state: Live) -> type[RuleBasedStateMachine]:
 
         @invariant()
         def still_serving_everyone(self) -> None:
-            fresh = {
-                "id": str(uuid.uuid4()),
-                "task_name": "fresh",
-                "agent_name": "checker",
-                "model": "gpt-4o",
-                "input_tokens": 10,
-            }
+            fresh = ev(task_name="fresh", agent_name="checker")
             r = state.request("POST", "/api/events", json={"events": [fresh]})
             assert r.status_code == 200, r.text
             state.acknowledge([fresh])
