@@ -27,9 +27,25 @@ from functools import cache
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 
 os.environ.setdefault("AGENTWATCH_STRICT", "1")
+
+# Hypothesis profiles (tests/server/test_properties.py). Each example is a
+# sequence of up to `stateful_step_count` steps against a live server, every
+# step followed by a round of checks, so examples are few and short by
+# default; `pytest --hypothesis-profile=long` runs a long search.
+hypothesis.settings.register_profile(
+    "agentwatch", max_examples=25, stateful_step_count=10, deadline=None
+)
+hypothesis.settings.register_profile(
+    "ci", parent=hypothesis.settings.get_profile("agentwatch"), database=None, print_blob=True
+)
+hypothesis.settings.register_profile(
+    "long", max_examples=500, stateful_step_count=20, deadline=None
+)
+hypothesis.settings.load_profile("ci" if os.environ.get("CI") else "agentwatch")
 
 REQUIRE_ALL = os.environ.get("AGENTWATCH_REQUIRE_ALL") == "1"
 CHROMIUM = "/usr/bin/chromium"

@@ -85,9 +85,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         from agentwatch.pricing import PriceBook, PriceFileError
         from agentwatch.server.app import create_app
+        from agentwatch.server.limits import HttpLimits, connection_cap, limited_protocol
         from agentwatch.server.settings import SETTINGS, Settings
 
         settings = Settings(**{s.name: getattr(args, s.name) for s in SETTINGS})
+        for s in SETTINGS:
+            if s.name in LIMITS and not getattr(settings, s.name) > 0:
+                raise CliError(f"{s.flag} must be a positive number")
         level = settings.log_level.upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise CliError(f"unknown log level {settings.log_level!r}")
@@ -120,8 +124,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.001)
     store.start_maintenance()
     app = create_app(settings, store, prices)
+    limits = HttpLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=connection_cap(settings.max_connections),
+    )
     config = uvicorn.Config(
         app,
+        # uvicorn's httptools protocol plus header, timeout and connection limits.
+        http=limited_protocol(limits),
+        ws="none",  # no route speaks WebSocket; an upgrade is a plain request
         log_level=settings.log_level.lower(),
         access_log=level == "DEBUG",  # an access line per ingest batch costs throughput
         timeout_graceful_shutdown=10,
@@ -159,6 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# Settings that must be positive (HTTP limits, server/limits.py).
+LIMITS = ("max_header_bytes", "header_timeout", "body_timeout", "max_connections")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -21,14 +21,24 @@ import re
 import string
 import typing
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
 
 from agentwatch.pricing import PriceBook, Rates
-from agentwatch.schema import EVENT_FIELDS, MAX_ERROR, MAX_ID, MAX_NAME, Event
+from agentwatch.schema import (
+    EVENT_FIELDS,
+    MAX_COST,
+    MAX_ERROR,
+    MAX_ID,
+    MAX_LATENCY,
+    MAX_NAME,
+    MAX_NAME_BYTES,
+    MAX_TOKENS,
+    Event,
+)
 from agentwatch.server.validate import BatchError, batch_rows, fast_rows, parse_batch, to_rows
 from agentwatch.store.tables import INSERT_COLUMNS
 
@@ -122,25 +132,30 @@ def error(e: Exception) -> tuple[Any, ...]:
     return ("raised", type(e).__name__, str(e))
 
 
-def slow_outcome(body: bytes, max_events: int) -> tuple[Any, ...]:
+def slow_outcome(body: bytes, max_events: int, now: int | None = None) -> tuple[Any, ...]:
     """The pydantic path: ("ok", events, rows, count), the BatchError, or what it raised."""
     try:
-        events = parse_batch(body, max_events)
-        return ("ok", events, to_rows(events, PRICES), len(events))
+        events = parse_batch(body, max_events, now)
+        return ("ok", events, to_rows(events, PRICES, now), len(events))
     except Exception as e:
         return error(e)
 
 
-def compare(body: bytes, max_events: int = MAX_EVENTS) -> bool:
-    """Assert both paths agree on `body`; True if the fast path took it."""
-    t0 = now_us()
-    slow = slow_outcome(body, max_events)
-    fast = fast_rows(body, max_events, PRICES)
+def compare(body: bytes, max_events: int = MAX_EVENTS, now: int | None = None) -> bool:
+    """Assert both paths agree on `body`; True if the fast path took it.
+
+    All three are given one arrival time (`now`, default the clock), as
+    batch_rows gives its two: it bounds timestamps and stamps events sent
+    without one.
+    """
+    now = now_us() if now is None else now
+    t0 = t1 = now
+    slow = slow_outcome(body, max_events, now)
+    fast = fast_rows(body, max_events, PRICES, now)
     try:
-        public: tuple[Any, ...] = ("ok", *batch_rows(body, max_events, PRICES))
+        public: tuple[Any, ...] = ("ok", *batch_rows(body, max_events, PRICES, now))
     except Exception as e:
         public = error(e)
-    t1 = now_us()
     if slow[0] != "ok":
         # Pydantic rejects it (or to_rows fails): the fast path must not take
         # it, and the public entry point must give exactly the same error.
@@ -160,7 +175,8 @@ def compare(body: bytes, max_events: int = MAX_EVENTS) -> bool:
 
 # --- generated valid events ---------------------------------------------------
 
-NAME_CHARS = string.ascii_letters + string.digits + '-_ ./:é日\U0001f600\u0000\n"\\'
+# No NUL: the event's own strings refuse it (metadata keeps it, see below).
+NAME_CHARS = string.ascii_letters + string.digits + '-_ ./:é日\U0001f600\n"\\'
 
 
 def text(rng: random.Random, lo: int, hi: int) -> str:
@@ -169,11 +185,28 @@ def text(rng: random.Random, lo: int, hi: int) -> str:
     return "".join(rng.choices(NAME_CHARS, k=n))
 
 
+# The lower edge of the timestamp window, spelled as the fast path takes it.
+WINDOW_EDGES = [
+    "2000-01-01T00:00:00Z",
+    "2000-01-01T00:00:00",
+    "2000-01-01T00:00:00.000000+00:00",
+    "1999-12-31T23:00:00-01:00",
+    "2000-01-01T05:30:00+05:30",
+    "1999-12-31T00:01:00-23:59",
+]
+
+
 def timestamp(rng: random.Random) -> str:
-    """An RFC 3339 timestamp in one of the shapes the fast path takes."""
-    year = rng.choice([1, 2, 1970, 1969, 2000, 2024, 2026, 2038, 9998, 9999, rng.randint(1, 9999)])
+    """An RFC 3339 timestamp in one of the shapes the fast path takes, inside
+    the window (2000-01-02 to the end of last year: a day away from either edge
+    whatever the offset; the edges themselves have cases of their own)."""
+    if rng.random() < 0.1:
+        return rng.choice(WINDOW_EDGES)
+    year = rng.choice([2000, 2001, 2024, datetime.now(UTC).year - 1, rng.randint(2000, 2025)])
     month = rng.randint(1, 12)
     day = rng.choice([1, calendar.monthrange(year, month)[1], rng.randint(1, 28)])
+    if (year, month, day) == (2000, 1, 1):
+        day = 2
     s = f"{year:04d}-{month:02d}-{day:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
     s += f":{rng.choice([0, 59, rng.randint(0, 59)]):02d}"
     digits = rng.randint(0, 6)
@@ -242,13 +275,13 @@ def event(rng: random.Random, ids: list[str]) -> Pairs:
     optional: dict[str, Callable[[], Any]] = {
         "id": lambda: rng.choice(ids),
         "model": lambda: rng.choice([*MODELS, text(rng, 1, MAX_NAME)]),
-        "input_tokens": lambda: rng.choice([0, 1, 2**53, rng.randint(0, 10**6)]),
-        "output_tokens": lambda: rng.choice([0, 2**53, rng.randint(0, 10**5)]),
+        "input_tokens": lambda: rng.choice([0, 1, MAX_TOKENS, rng.randint(0, 10**6)]),
+        "output_tokens": lambda: rng.choice([0, MAX_TOKENS, rng.randint(0, 10**5)]),
         "cache_read_tokens": lambda: rng.choice([0, rng.randint(0, 10**6)]),
         "cache_write_tokens": lambda: rng.choice([0, rng.randint(0, 10**5)]),
         "reasoning_tokens": lambda: rng.randint(0, 10**4),
-        "latency_ms": lambda: number(rng, 1e10),
-        "cost_usd": lambda: rng.choice([None, number(rng, 1e9)]),
+        "latency_ms": lambda: number(rng, MAX_LATENCY),
+        "cost_usd": lambda: rng.choice([None, number(rng, MAX_COST)]),
         "status": lambda: rng.choice(["success", "error"]),
         "error_message": lambda: rng.choice([None, "", text(rng, 0, MAX_ERROR)]),
         "timestamp": lambda: rng.choice([None, timestamp(rng)]),
@@ -293,7 +326,10 @@ def test_generated_valid_batches_give_the_same_rows(seed: int) -> None:
         took = compare(body)
         # A repeated key may have sent an invalid value first, and extras can
         # hold floats the fast path leaves to pydantic; otherwise it must take it.
-        plain = not any(isinstance(v, float) and abs(v) >= 2**63 for v in _leaves(events))
+        # A NUL anywhere (metadata keeps it) sends the batch to pydantic too.
+        plain = b"\\u0000" not in body and not any(
+            isinstance(v, float) and abs(v) >= 2**63 for v in _leaves(events)
+        )
         if plain:
             assert took, body[:300]
 
@@ -363,6 +399,27 @@ FIELD_CASES: list[tuple[str, Any]] = [
     # required names
     *[("task_name", v) for v in (MISSING, None, "", 5, [], {}, True, "x" * 257, "日" * 256)],
     *[("agent_name", v) for v in (MISSING, None, "", 1.5, "a" * 257, "\U0001f600" * 256)],
+    # NUL in the event's strings; the UTF-8 size of names (768 bytes)
+    *[
+        (f, v)
+        for f in ("task_name", "agent_name", "model", "provider", "user_id", "session_id")
+        for v in (
+            "\x00",
+            "a\x00",
+            "\x00" * 256,
+            "\U0001f600" * (MAX_NAME_BYTES // 4),
+            "\U0001f600" * (MAX_NAME_BYTES // 4) + "a",
+            "\U0001f600" * (MAX_NAME_BYTES // 4 + 1),
+            "\u65e5" * 256,
+            "\u65e5" * 255 + "\U0001f600",
+            "é" * 256,
+            "a" * 193,
+        )
+    ],
+    *[(f, "x\x00y") for f in ("id", "trace_id", "parent_id", "error_message")],
+    ("metadata", {"k": "a\x00b"}),
+    ("metadata", {"k\x00": 1}),
+    ("extra_nul", "\x00"),
     # the model, and "llm needs a model"
     *[("model", v) for v in (MISSING, None, "", 5, "m" * 256, "m" * 257)],
     *[("kind", v) for v in ("task", "tool", "agent", "LLM", None, 1, ["llm"])],
@@ -375,7 +432,18 @@ FIELD_CASES: list[tuple[str, Any]] = [
     *[
         (f"{part}_tokens", v)
         for part in ("input", "output", "cache_read", "cache_write", "reasoning")
-        for v in (2**53, 2**53 + 1, 2**63)
+        for v in (
+            MAX_TOKENS,
+            MAX_TOKENS + 1,
+            float(MAX_TOKENS),
+            Raw("1e9"),
+            Raw("1.000000001e9"),
+            Raw("1000000000.0"),
+            2**53,
+            2**63,
+            "1",
+            True,
+        )
     ],
     # floats
     *[
@@ -399,7 +467,21 @@ FIELD_CASES: list[tuple[str, Any]] = [
     ],
     *[
         ("cost_usd", v)
-        for v in ("0.1", False, -1, -1e-9, 1e9, 10**9, 10**9 + 1, 1e9 + 0.5, Raw("NaN"), 0, None)
+        for v in (
+            "0.1",
+            "1",
+            False,
+            True,
+            -1,
+            -1e-9,
+            1e9,
+            10**9,
+            10**9 + 1,
+            1e9 + 0.5,
+            Raw("NaN"),
+            0,
+            None,
+        )
     ],
     # literals
     *[("status", v) for v in ("ok", "Success", "error", None, 1, "")],
@@ -438,6 +520,22 @@ FIELD_CASES: list[tuple[str, Any]] = [
             "0000-01-01T00:00:00",
             "0001-01-01T00:00:00+23:59",
             "9999-12-31T23:59:59.999999-23:59",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:00:00+01:00",
+            "1900-01-01T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            *WINDOW_EDGES,
+            "1999-12-31T23:59:59.999999Z",
+            "1999-12-31T23:59:59.999999",
+            "2000-01-01T00:00:00+00:01",
+            "2000-01-01T00:59:59.999999+01:00",
+            "2000-01-01",
+            "2099-01-01T00:00:00Z",
+            946_684_800,
+            946_684_799,
+            946_684_799.999999,
+            946_684_800_000,
+            "946684800",
             "\uff12\uff10\uff12\uff16-02-09T15:30:00",  # fullwidth digits
             "2026-02-09T15:30:00\n",
             " 2026-02-09T15:30:00",
@@ -562,6 +660,51 @@ def test_unusual_bodies_give_the_same_outcome(body: bytes) -> None:
     compare(body)
 
 
+# One arrival time for the upper edge of the window: a day after it.
+ARRIVAL = datetime(2026, 2, 10, 12, 0, 0, 250_000, tzinfo=UTC)
+LATEST = ARRIVAL + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        LATEST.isoformat(),
+        LATEST.isoformat().replace("+00:00", "Z"),
+        LATEST.replace(tzinfo=None).isoformat(),
+        (LATEST + US).isoformat(),
+        (LATEST - US).isoformat(),
+        LATEST.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(),
+        (LATEST + US).astimezone(timezone(timedelta(hours=-23, minutes=-59))).isoformat(),
+        LATEST.replace(microsecond=0).isoformat(),
+        (LATEST + timedelta(seconds=1)).replace(microsecond=0).isoformat(),
+        ARRIVAL.isoformat(),
+        LATEST.timestamp(),
+        LATEST.timestamp() + 1,
+        int(LATEST.timestamp()),
+        MISSING,
+    ],
+)
+def test_the_upper_edge_of_the_window_gives_the_same_outcome(ts: Any) -> None:
+    now = (ARRIVAL - EPOCH) // US
+    bad = dict(BASE)
+    if ts is MISSING:
+        del bad["timestamp"]
+    else:
+        bad["timestamp"] = ts
+    compare(body_of([{**BASE, "id": "e0"}, bad]), now=now)
+    outcome = slow_outcome(body_of([bad]), MAX_EVENTS, now)
+    at = (
+        ARRIVAL
+        if ts is MISSING
+        else datetime.fromisoformat(ts)
+        if isinstance(ts, str)
+        else datetime.fromtimestamp(ts, UTC)
+    )
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    assert (outcome[0] == "ok") == (at <= LATEST), outcome
+
+
 def test_too_many_events() -> None:
     ok = [{**BASE, "id": f"e{i}"} for i in range(4)]
     # 413 when the batch is valid but too big; pydantic's 422 first if it is not.
@@ -637,21 +780,31 @@ def test_random_mutations_give_the_same_outcome(seed: int) -> None:
 # --- the schema the fast path was written against -----------------------------
 
 
+def _shown(m: Any) -> str:
+    """A metadata item as text; a validator by its function's name."""
+    func = getattr(m, "func", None)
+    return f"{type(m).__name__}({func.__name__})" if func else repr(m)
+
+
 def test_fast_path_matches_the_schema_it_was_written_for() -> None:
     """fast_rows spells out each field's type and bounds; a schema change must revisit it."""
     seen = {
-        name: (str(f.annotation), [repr(m) for m in f.metadata], repr(f.default))
+        name: (str(f.annotation), [_shown(m) for m in f.metadata], repr(f.default))
         for name, f in Event.model_fields.items()
     }
     n, i, e = MAX_NAME, MAX_ID, MAX_ERROR
-    name = ["MinLen(min_length=1)", f"MaxLen(max_length={n})"]
-    opt_id = ["MinLen(min_length=1)", f"MaxLen(max_length={i})"]
-    tokens = ["Ge(ge=0)", "Le(le=9007199254740992)"]
+    # Names: no NUL, at most MAX_NAME_BYTES in UTF-8; ids and messages: no NUL.
+    name_check, nul = "AfterValidator(_name)", "AfterValidator(_no_nul)"
+    name = ["MinLen(min_length=1)", f"MaxLen(max_length={n})", name_check]
+    opt_name = [f"MaxLen(max_length={n})", name_check]
+    opt_id = ["MinLen(min_length=1)", f"MaxLen(max_length={i})", nul]
+    # Tokens: an int or a whole float, never a string or a bool.
+    tokens = ["Ge(ge=0)", f"Le(le={MAX_TOKENS})", "BeforeValidator(_json_integer)"]
     assert seen == {
         "id": ("str | None", opt_id, "None"),
         "task_name": ("<class 'str'>", name, "PydanticUndefined"),
         "agent_name": ("<class 'str'>", name, "PydanticUndefined"),
-        "model": ("<class 'str'>", [f"MaxLen(max_length={n})"], "''"),
+        "model": ("<class 'str'>", opt_name, "''"),
         "input_tokens": ("<class 'int'>", tokens, "0"),
         "output_tokens": ("<class 'int'>", tokens, "0"),
         "cache_read_tokens": ("<class 'int'>", tokens, "0"),
@@ -659,24 +812,34 @@ def test_fast_path_matches_the_schema_it_was_written_for() -> None:
         "reasoning_tokens": ("<class 'int'>", tokens, "0"),
         "latency_ms": (
             "<class 'float'>",
-            ["Ge(ge=0)", "Le(le=10000000000.0)", "AllowInfNan(allow_inf_nan=False)"],
+            [
+                "Strict(strict=True)",
+                "Ge(ge=0)",
+                "Le(le=10000000000.0)",
+                "AllowInfNan(allow_inf_nan=False)",
+            ],
             "0.0",
         ),
         "cost_usd": (
             "float | None",
-            ["Ge(ge=0)", "Le(le=1000000000.0)", "AllowInfNan(allow_inf_nan=False)"],
+            [
+                "Strict(strict=True)",
+                "Ge(ge=0)",
+                "Le(le=1000000000.0)",
+                "AllowInfNan(allow_inf_nan=False)",
+            ],
             "None",
         ),
         "status": (str(typing.Literal["success", "error"]), [], "'success'"),
-        "error_message": ("str | None", [f"MaxLen(max_length={e})"], "None"),
-        "timestamp": ("datetime.datetime | None", [], "None"),
+        "error_message": ("str | None", [f"MaxLen(max_length={e})", nul], "None"),
+        "timestamp": ("datetime.datetime | None", ["AfterValidator(_in_window)"], "None"),
         "metadata": ("dict[str, typing.Any] | None", [], "None"),
         "kind": (str(typing.Literal["llm", "task", "tool"]), [], "'llm'"),
         "trace_id": ("str | None", opt_id, "None"),
         "parent_id": ("str | None", opt_id, "None"),
-        "provider": ("str | None", [f"MaxLen(max_length={n})"], "None"),
-        "user_id": ("str | None", [f"MaxLen(max_length={n})"], "None"),
-        "session_id": ("str | None", [f"MaxLen(max_length={n})"], "None"),
+        "provider": ("str | None", opt_name, "None"),
+        "user_id": ("str | None", opt_name, "None"),
+        "session_id": ("str | None", opt_name, "None"),
     }
     assert Event.model_config.get("extra") == "allow"
     assert not Event.model_config.get("str_strip_whitespace")

@@ -26,6 +26,7 @@ from agentwatch.schema import EventBatch
 from agentwatch.server.api import events, explore, health, metrics, otlp, session, stream
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
+from agentwatch.server.guard import QueryGuard
 from agentwatch.server.ingest import Writer
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
@@ -166,6 +167,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             headers={"Retry-After": "1"},
         )
 
+    # Innermost, so that its 422 passes the gate's headers and CORS on the way out.
+    app.add_middleware(QueryGuard)
     app.add_middleware(Gate, access=access)
     if settings.cors_list:
         # Outside the gate, so that preflights (which carry no key) are

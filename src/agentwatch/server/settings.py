@@ -31,6 +31,13 @@ class Setting:
 # default batch and far above any sane client batch, yet bounds the memory one
 # request can pin; 1,000 buffered SSE messages is ~1 s of a busy server's
 # stream, enough to ride out a slow network without holding megabytes per client.
+# HTTP limits (server/limits.py): 64 KiB of request header is four times what
+# Node.js allows and holds any real header, browser cookies for `localhost`
+# from other local apps included; 10 s to send a header, or between two reads
+# of a body, is an age for any client that is working (the SDK sends a batch
+# in milliseconds) and short for one that holds a connection to exhaust the
+# server; 1,000 connections is far above what the SDK and a few dashboards
+# open, and well inside the usual limit of open files.
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "0.0.0.0", "Interface to listen on"),
     Setting("port", int, 8787, "Port to listen on"),
@@ -59,6 +66,10 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Comma-separated Host names served while no key exists (*.example.com for subdomains)",
     ),
+    Setting("max_header_bytes", int, 64 * 1024, "Largest request header accepted (else 431)"),
+    Setting("header_timeout", float, 10.0, "Seconds to send a complete request header"),
+    Setting("body_timeout", float, 10.0, "Seconds a request body may pause between reads"),
+    Setting("max_connections", int, 1000, "Most open connections; past it the oldest idle closes"),
 )
 
 
@@ -76,6 +87,10 @@ class Settings:
     retention_days: int = 0
     auth: str = "on"
     allowed_hosts: str = ""
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    max_connections: int = 1000
 
     @property
     def cors_list(self) -> list[str]:

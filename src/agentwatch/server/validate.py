@@ -5,6 +5,11 @@ store.tables.INSERT_COLUMNS order): a fast path for plainly valid batches,
 else pydantic, which also words every error (BatchError: 413/422 naming the
 index and the field). The rows then go to the group-commit writer
 (server/ingest.py).
+
+This is the door: the bounds declared on schema.Event (timestamps, token
+counts, costs, name sizes, no NUL in strings) are what the store and the
+queries can hold, so nothing that passes here can fail a commit or a read
+later. Both paths judge a batch against one clock reading (`now_us`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,21 @@ from pydantic import TypeAdapter, ValidationError
 
 from agentwatch._ids import new_id
 from agentwatch.pricing import PriceBook, Rates
-from agentwatch.schema import MAX_ERROR, MAX_ID, MAX_NAME, Event, EventBatch
+from agentwatch.schema import (
+    MAX_ERROR,
+    MAX_FUTURE_US,
+    MAX_ID,
+    MAX_NAME,
+    MAX_NAME_BYTES,
+    MIN_TIMESTAMP_US,
+    Event,
+    EventBatch,
+)
 from agentwatch.store.sketch import latency_bin
 
 _BATCH = TypeAdapter(EventBatch)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class BatchError(ValueError):
@@ -43,14 +59,20 @@ def _reject(errors: list[dict[str, Any]]) -> BatchError:
     return BatchError(422, f"{where}{first['field']}: {first['message']}{more}", errors)
 
 
-def parse_batch(body: bytes, max_events: int) -> list[Event]:
+def _now_us() -> int:
+    return (datetime.now(UTC) - _EPOCH) // _MICROSECOND
+
+
+def parse_batch(body: bytes, max_events: int, now_us: int | None = None) -> list[Event]:
     """Parse and validate a request body; raise BatchError with a clear message.
 
     The body is validated straight from JSON bytes by pydantic-core, which
-    keeps validation of a 500-event batch to a few milliseconds.
+    keeps validation of a 500-event batch to a few milliseconds. `now_us` is
+    the arrival time that bounds timestamps (default: the clock).
     """
+    ctx = {"now_us": _now_us() if now_us is None else now_us}
     try:
-        batch = _BATCH.validate_json(body)
+        batch = _BATCH.validate_json(body, context=ctx)
     except ValidationError as e:
         errors = []
         for err in e.errors(include_url=False, include_input=False):
@@ -79,13 +101,12 @@ def parse_batch(body: bytes, max_events: int) -> list[Event]:
     return batch.events
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
+def to_rows(
+    events: list[Event], prices: PriceBook, now_us: int | None = None
+) -> list[tuple[Any, ...]]:
     """Store rows (tuples in INSERT_COLUMNS order): defaults filled, priced, binned.
 
+    An event without a timestamp gets `now_us` (default: the clock).
     This is the hot path of ingest (every event, on the event loop), so it
     touches each event once, looks rates up once per model per batch, and does
     no formatting that only a reader would need.
@@ -93,7 +114,7 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     seen: set[str] = set()
-    now = datetime.now(UTC)
+    now = _EPOCH + (_now_us() if now_us is None else now_us) * _MICROSECOND
     rates_of = prices.rates
     rates: dict[tuple[str, str | None], Rates] = {}
     for ev in events:
@@ -152,18 +173,23 @@ def to_rows(events: list[Event], prices: PriceBook) -> list[tuple[Any, ...]]:
 Row = tuple[Any, ...]
 
 
-def batch_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row], int]:
+def batch_rows(
+    body: bytes, max_events: int, prices: PriceBook, now_us: int | None = None
+) -> tuple[list[Row], int]:
     """Store rows for a request body and the number of events it held.
 
     Takes the fast path when it can vouch for the whole batch, otherwise the
     pydantic path (parse_batch + to_rows), which also words every error.
-    Raises BatchError (422/413) exactly as parse_batch does.
+    Raises BatchError (422/413) exactly as parse_batch does. `now_us` is the
+    arrival time (default: the clock), one reading for both paths.
     """
-    fast = fast_rows(body, max_events, prices)
+    if now_us is None:
+        now_us = _now_us()
+    fast = fast_rows(body, max_events, prices, now_us)
     if fast is not None:
         return fast
-    events = parse_batch(body, max_events)
-    return to_rows(events, prices), len(events)
+    events = parse_batch(body, max_events, now_us)
+    return to_rows(events, prices, now_us), len(events)
 
 
 # --- Fast path ---------------------------------------------------------------
@@ -179,9 +205,10 @@ def batch_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Ro
 # would reject nor store anything pydantic + to_rows would store differently.
 #
 # Things pydantic accepts that the fast path leaves to it (lax conversions and
-# rare forms): 5.0 or true for an int, Unix-time numbers and many other
-# timestamp spellings, NaN/Infinity/huge numbers in metadata, and a batch over
-# the event limit (pydantic's path decides between its 413 and a 422).
+# rare forms): 5.0 for an int, Unix-time numbers and many other timestamp
+# spellings, NaN/Infinity/huge numbers in metadata, a NUL anywhere in the body
+# (refused in the event's strings, kept in metadata), and a batch over the
+# event limit (pydantic's path decides between its 413 and a 422).
 
 _FIELD_NAMES = frozenset(Event.model_fields)
 
@@ -236,12 +263,22 @@ def _plain(values: Any, depth: int = 0) -> bool:
     return True
 
 
-def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row], int] | None:
+# Only a name longer than this many characters can exceed MAX_NAME_BYTES.
+_NAME_CHARS_SAFE = MAX_NAME_BYTES // 4
+
+
+def fast_rows(
+    body: bytes, max_events: int, prices: PriceBook, now_us: int | None = None
+) -> tuple[list[Row], int] | None:
     """The rows of to_rows(parse_batch(body)) and the event count, or None if unsure.
 
     None means "let pydantic decide": it is returned for anything that is not
     plainly valid, including every batch pydantic would reject.
     """
+    # JSON can only spell a NUL as this escape (a raw control character is
+    # invalid JSON): one scan of the body instead of a check per string.
+    if b"\\u0000" in body:
+        return None
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -256,7 +293,10 @@ def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row
     append = rows.append
     seen: set[str] = set()
     seen_add = seen.add
-    now_us = (datetime.now(UTC) - _EPOCH) // _MICROSECOND
+    if now_us is None:
+        now_us = _now_us()
+    ts_lo, ts_hi = MIN_TIMESTAMP_US, now_us + MAX_FUTURE_US
+    name_safe, name_bytes = _NAME_CHARS_SAFE, MAX_NAME_BYTES
     rates_of = prices.rates
     rates: dict[tuple[str, str | None], Rates] = {}
     rates_get = rates.get
@@ -285,6 +325,12 @@ def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row
             and 0 < len(agent) <= MAX_NAME
             and type(model) is str
             and len(model) <= MAX_NAME
+        ):
+            return None
+        if (
+            (len(task) > name_safe and len(task.encode()) > name_bytes)
+            or (len(agent) > name_safe and len(agent.encode()) > name_bytes)
+            or (len(model) > name_safe and len(model.encode()) > name_bytes)
         ):
             return None
         kind = get("kind", "llm")
@@ -356,6 +402,14 @@ def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row
             and (error is None or (type(error) is str and len(error) <= MAX_ERROR))
         ):
             return None
+        if (
+            (provider and len(provider) > name_safe and len(provider.encode()) > name_bytes)
+            or (user_id and len(user_id) > name_safe and len(user_id.encode()) > name_bytes)
+            or (
+                session_id and len(session_id) > name_safe and len(session_id.encode()) > name_bytes
+            )
+        ):
+            return None
 
         # Timestamp: microseconds since the epoch; naive means UTC.
         ts = get("timestamp")
@@ -371,6 +425,8 @@ def fast_rows(body: bytes, max_events: int, prices: PriceBook) -> tuple[list[Row
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
             ts_us = (dt - _EPOCH) // _MICROSECOND
+            if not ts_lo <= ts_us <= ts_hi:
+                return None
 
         # Metadata, with unknown top-level keys merged under it (metadata's own
         # keys win), as to_rows does with pydantic's extras.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -268,7 +268,36 @@ def decode(conn: Connection, cache: NameCache, stored: Sequence[Row]) -> list[Ro
 
 
 def iso_from_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat()
+    """Epoch microseconds as ISO 8601 UTC (`+00:00`, microseconds when not
+    zero). Ingest refuses timestamps outside 2000-01-01 .. now + 1 day, but a
+    database written by an older version may hold any 64-bit value: outside
+    years 1..9999 the date is written from the calendar arithmetic itself
+    (ISO 8601's expanded years) instead of failing the whole page."""
+    try:
+        return (_EPOCH + timedelta(microseconds=us)).isoformat()  # exact, unlike us / 1e6
+    except OverflowError:
+        return _iso_any_year(us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso_any_year(us: int) -> str:
+    days, rest = divmod(us, 86_400_000_000)
+    secs, frac = divmod(rest, 1_000_000)
+    # Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    y = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
+    t = f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
+    return f"{y}-{month:02d}-{day:02d}T{t}{f'.{frac:06d}' if frac else ''}+00:00"
 
 
 _API_INDEX = [(n, _L["ts" if n == "timestamp" else n]) for n in EVENT_FIELDS]

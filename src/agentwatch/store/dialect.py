@@ -13,6 +13,7 @@ import enum
 import functools
 import itertools
 import logging
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,30 @@ def _sqlite_engine(db: str) -> Engine:
         cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.execute("PRAGMA journal_size_limit=67108864")
         cur.close()
+
+    # A read that stops half-way (an error while its rows are turned into
+    # events, a consumer that gives up) leaves its cursor's statement in
+    # progress. Back in the pool, that connection would keep a read snapshot
+    # and make the next writer or checkpoint on it fail with "database is
+    # locked". So every cursor run through the engine is noted, and closed
+    # (its statement reset) when the connection comes back; a connection
+    # that still holds a transaction after that is not reused.
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_cursor(
+        conn: Connection, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool
+    ) -> None:
+        conn.connection.info.setdefault("aw_cursors", weakref.WeakSet()).add(cursor)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: Any, rec: Any) -> None:
+        for cur in list(rec.info.get("aw_cursors", ())):
+            with contextlib.suppress(Exception):
+                cur.close()
+        if getattr(dbapi_conn, "in_transaction", False):
+            with contextlib.suppress(Exception):
+                dbapi_conn.rollback()
+            if dbapi_conn.in_transaction:
+                rec.invalidate()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -341,12 +341,15 @@ class SqlStore:
         last = -1
         while True:
             q = select(c.seq, *_STORED).where(c.seq > last).order_by(c.seq).limit(chunk)
+            # The connection goes back before the chunk is handed over: a
+            # consumer that stops half-way holds no read snapshot.
             with self.engine.connect() as conn:
                 rows = conn.execute(q).all()
                 if not rows:
                     return
                 last = int(rows[-1][0])
-                yield decode(conn, self.names, [tuple(r[1:]) for r in rows])
+                chunk_rows = decode(conn, self.names, [tuple(r[1:]) for r in rows])
+            yield chunk_rows
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:

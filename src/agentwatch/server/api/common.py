@@ -11,6 +11,7 @@ from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from agentwatch.schema import epoch_us
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Filters
 
@@ -50,9 +51,9 @@ def now_us() -> int:
 
 
 def to_us(dt: datetime) -> int:
-    if dt.tzinfo is None:  # naive means UTC
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1_000_000)
+    """Exact epoch microseconds (naive means UTC). Any datetime a query can
+    name, year 1 to 9999 with any offset, fits a 64-bit integer."""
+    return epoch_us(dt)
 
 
 def period_range(period: str) -> tuple[int, int]:

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from agentwatch.server.api.common import (
     AgentQ,
@@ -27,6 +28,9 @@ from agentwatch.store.explore import EventQuery
 router = APIRouter(prefix="/api", tags=["events"])
 
 MAX_LIMIT = 1000  # a page bigger than this is a job for export, not for the query API
+# Deeper than a trillion rows is no page anyone reads, and every backend's
+# 64-bit OFFSET holds it (a larger number was a 500 from the driver).
+MAX_OFFSET = 10**12
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -76,6 +80,10 @@ async def ingest(request: Request) -> Any:
         rows, count = batch_rows(body, st.settings.max_batch_events, st.prices)
     except BatchError as e:
         return JSONResponse({"detail": e.message, "errors": e.errors}, status_code=e.status)
+    except ClientDisconnect:
+        # The client went (or its body stopped arriving and the server closed
+        # the connection): nothing was stored and nobody reads this answer.
+        return Response(status_code=400)
     try:
         await st.writer.submit(rows)
     except BatchRefused as e:
@@ -139,7 +147,7 @@ async def list_events(
     since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     provider: NameQ = None,
     user_id: NameQ = None,
     session_id: NameQ = None,

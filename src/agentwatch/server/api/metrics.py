@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from agentwatch.schema import MIN_TIMESTAMP_US
 from agentwatch.server.api.common import (
     AgentQ,
     FastJSON,
@@ -101,6 +102,9 @@ async def timeseries(
     if period == "all" and since is None:
         first = await run_in_threadpool(st.store.first_timestamp_us, f)
         start = first if first is not None and first < end else end - 86_400_000_000
+        # Events older than the ingest window (stored before it existed) must
+        # not make every bucket width exceed the point limit.
+        start = max(start, MIN_TIMESTAMP_US)
     minutes = bucket or auto_bucket_minutes(end - start)
     width = minutes * MINUTE_US
     origin = start // width * width  # aligned to a multiple of the width since the epoch
