@@ -177,6 +177,7 @@ def event_chunks(n: int, days: float, seed: int, end_us: int) -> Iterator[list[t
             "session_id": itertools.repeat(None),
             # The store's own binning, per event, as ingest does it.
             "latency_bin": list(map(latency_bin, lat)),
+            "flags": itertools.repeat(0),  # priced by the server's price book
         }
         unknown = [c for c in INSERT_COLUMNS if c not in cols]
         if unknown:

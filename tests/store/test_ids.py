@@ -123,16 +123,47 @@ INSERT INTO agentwatch_schema VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0), (4, 
 
 
 def make_v5(db: Path, events: list[Event]) -> None:
-    from agentwatch.store.tables import INSERT_COLUMNS
+    from agentwatch.store.migrations import _V5_COLUMNS as V5
 
     con = sqlite3.connect(db)
     con.executescript(V5_EVENTS)
     rows = to_rows(events, PriceBook())
-    cols = ", ".join(INSERT_COLUMNS)
-    marks = ", ".join("?" for _ in INSERT_COLUMNS)
+    cols = ", ".join(V5)
+    marks = ", ".join("?" for _ in V5)
     for r in rows:
         # The first id packed as version 5 did, the others as text.
         rid = pack_id(r[0]) if r[0] == IDS[0] else r[0]
-        con.execute(f"INSERT INTO events ({cols}) VALUES ({marks})", (rid, *r[1:]))
+        con.execute(f"INSERT INTO events ({cols}) VALUES ({marks})", (rid, *r[1 : len(V5)]))
     con.commit()
     con.close()
+
+
+def test_flags_say_how_each_events_numbers_were_made(tmp_path: Path) -> None:
+    """Ingest records, per event, whether its cost came with it, whether the
+    fallback rate priced it, and the SDK's usage-missing and partial-stream
+    markers (reprice and the data-quality view read them)."""
+    from agentwatch.store.tables import (
+        FLAG_CLIENT_COST,
+        FLAG_FALLBACK_PRICE,
+        FLAG_PARTIAL,
+        FLAG_USAGE_MISSING,
+        INSERT_COLUMNS,
+    )
+
+    evs = [
+        Event(task_name="t", agent_name="a", model="gpt-4o", cost_usd=0.5),
+        Event(task_name="t", agent_name="a", model="gpt-4o"),
+        Event(task_name="t", agent_name="a", model="no-such-model-xyz"),
+        Event(task_name="t", agent_name="a", model="gpt-4o", metadata={"usage_missing": True}),
+        Event(task_name="t", agent_name="a", model="gpt-4o", metadata={"partial": True}),
+    ]
+    rows = to_rows(evs, PriceBook())
+    flags = [r[INSERT_COLUMNS.index("flags")] for r in rows]
+    assert flags == [FLAG_CLIENT_COST, 0, FLAG_FALLBACK_PRICE, FLAG_USAGE_MISSING, FLAG_PARTIAL]
+    store = open_store(str(tmp_path / "f.db"))
+    try:
+        store.insert_events(rows)
+        back = [r for chunk in store.iter_rows() for r in chunk]
+        assert sorted(r[INSERT_COLUMNS.index("flags")] for r in back) == sorted(flags)
+    finally:
+        store.close()

@@ -36,6 +36,11 @@ from agentwatch.schema import (
     EventBatch,
 )
 from agentwatch.store.sketch import latency_bin
+from agentwatch.store.tables import (
+    FLAG_CLIENT_COST,
+    FLAG_FALLBACK_PRICE,
+    quality_flags,
+)
 
 _BATCH = TypeAdapter(EventBatch)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -134,12 +139,19 @@ def to_rows(
         cr = ev.cache_read_tokens
         cw = ev.cache_write_tokens
         cost = ev.cost_usd
+        flags = 0
         if cost is None:
             key = (ev.model, ev.provider)
             r = rates.get(key)
             if r is None:
                 r = rates[key] = rates_of(ev.model, ev.provider)
             cost = r.cost(tin, tout, cr, cw)
+            if r.source == "fallback":
+                flags = FLAG_FALLBACK_PRICE
+        else:
+            flags = FLAG_CLIENT_COST
+        if meta:
+            flags |= quality_flags(meta)
         lat = ev.latency_ms
         append(
             (
@@ -165,6 +177,7 @@ def to_rows(
                 ev.user_id,
                 ev.session_id,
                 latency_bin(lat),
+                flags,
             )
         )
     return rows
@@ -457,6 +470,11 @@ def fast_rows(
             if r is None:
                 r = rates[key] = rates_of(model, provider)
             cost = r.cost(tin, tout, cr, cw)
+            flags = FLAG_FALLBACK_PRICE if r.source == "fallback" else 0
+        else:
+            flags = FLAG_CLIENT_COST
+        if meta:
+            flags |= quality_flags(meta)
         append(
             (
                 eid,
@@ -481,6 +499,7 @@ def fast_rows(
                 user_id,
                 session_id,
                 latency_bin(lat),
+                flags,
             )
         )
     return rows, len(events)

@@ -214,6 +214,7 @@ def encode(conn: Connection, cache: NameCache, rows: Sequence[Row], pack: bool) 
                 r[_L["metadata"]],
                 po(r[_L["trace_id"]]),
                 po(r[_L["parent_id"]]),
+                r[_L["flags"]],
             )
         )
     return out
@@ -262,6 +263,7 @@ def decode(conn: Connection, cache: NameCache, stored: Sequence[Row]) -> list[Ro
                 None if user is None else name[user],
                 None if sess is None else name[sess],
                 s[g["latency_bin"]],
+                s[g["flags"]],
             )
         )
     return out

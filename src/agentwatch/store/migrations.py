@@ -21,7 +21,14 @@ from sqlalchemy import Connection, inspect, text
 
 from agentwatch.store.codec import NameCache, encode, pack_id, unpack_id
 from agentwatch.store.sketch import latency_bin
-from agentwatch.store.tables import INSERT_COLUMNS, events, metadata, schema_version
+from agentwatch.store.tables import (
+    FLAG_CLIENT_COST,
+    INSERT_COLUMNS,
+    events,
+    metadata,
+    quality_flags,
+    schema_version,
+)
 
 _CHUNK = 20_000
 
@@ -98,6 +105,7 @@ def _v1_create(conn: Connection) -> None:
             "user_id": None,
             "session_id": None,
             "latency_bin": latency_bin(lat),
+            "flags": FLAG_CLIENT_COST,  # the brief's rows always carried their cost
         }
         batch.append(tuple(d[c] for c in INSERT_COLUMNS))
     # Oldest first, so seq (insertion order) matches time order for old data.
@@ -137,7 +145,22 @@ _V5_COLUMNS = (
     "session_id",
     "latency_bin",
 )
-assert tuple(INSERT_COLUMNS) == _V5_COLUMNS  # the logical row is the old stored row
+# The logical row is the old stored row plus its flags.
+assert tuple(INSERT_COLUMNS) == (*_V5_COLUMNS, "flags")
+_V5_META = _V5_COLUMNS.index("metadata")
+
+
+def _v5_flags(row: tuple[Any, ...]) -> int:
+    """Flags of a first-layout row: what its metadata says (whether its cost
+    came with it was not kept; reprice treats it as priced by the server)."""
+    meta = row[_V5_META]
+    if not meta or ("partial" not in meta and "usage_missing" not in meta):
+        return 0
+    try:
+        d = json.loads(meta)
+    except ValueError:
+        return 0
+    return quality_flags(d) if isinstance(d, dict) else 0
 
 
 def _v6_layout(conn: Connection) -> None:
@@ -179,7 +202,7 @@ def _v6_layout(conn: Connection) -> None:
         if not rows:
             break
         last = int(rows[-1][0])
-        _insert_logical(conn, [(unpack_id(r[1]), *r[2:]) for r in rows])
+        _insert_logical(conn, [(unpack_id(r[1]), *r[2:], _v5_flags(tuple(r[1:]))) for r in rows])
     conn.execute(text("DROP TABLE events_v5"))
     _pg_rollup_storage(conn)
     from agentwatch.store.rollups import rebuild

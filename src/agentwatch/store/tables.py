@@ -63,7 +63,28 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "user_id",
     "session_id",
     "latency_bin",
+    "flags",
 )
+
+# Bits of `flags`: how an event's numbers were made, for reprice and the
+# data-quality view. Set at ingest (server/validate.py).
+FLAG_CLIENT_COST = 1  # cost_usd came with the event: reprice never touches it
+FLAG_FALLBACK_PRICE = 2  # priced at the fallback rate: the model was not in the price book
+FLAG_USAGE_MISSING = 4  # the provider reported no usage (metadata.usage_missing)
+FLAG_PARTIAL = 8  # a stream that ended early (metadata.partial)
+# The bits the data-quality view counts, indexed apart (ix_events_quality).
+QUALITY_FLAGS = FLAG_FALLBACK_PRICE | FLAG_USAGE_MISSING | FLAG_PARTIAL
+
+
+def quality_flags(meta: dict[str, object]) -> int:
+    """The metadata markers the SDK sets, as flag bits."""
+    f = 0
+    if meta.get("usage_missing") is True:
+        f |= FLAG_USAGE_MISSING
+    if meta.get("partial") is True:
+        f |= FLAG_PARTIAL
+    return f
+
 
 # Codes of the two closed vocabularies (schema.KINDS, schema.STATUSES).
 KIND_CODES: dict[str, int] = {"llm": 0, "task": 1, "tool": 2}
@@ -111,6 +132,7 @@ events = Table(
     Column("metadata", Text),
     Column("trace_id", String(128)),
     Column("parent_id", String(128)),
+    Column("flags", SmallInteger, nullable=False, server_default="0"),
     # Two indexes only (each costs ingest time and ~30 bytes per event):
     # (ts, id) is both the time index of every range query and the key that
     # makes ingest idempotent (an event is a repeat when an event with the
@@ -124,7 +146,17 @@ events = Table(
         sqlite_where=text("trace_id IS NOT NULL"),
         postgresql_where=text("trace_id IS NOT NULL"),
     ),
+    # The few events the data-quality view counts (usage missing, fallback
+    # price, partial streams), by time; partial, so it costs nothing for the
+    # others.
+    Index(
+        "ix_events_quality",
+        "ts",
+        sqlite_where=text("(flags & 14) != 0"),
+        postgresql_where=text("(flags & 14) != 0"),
+    ),
 )
+assert QUALITY_FLAGS == 14
 
 # Pre-aggregates (store/rollups.py): one row per (unit, kind, series type,
 # bucket, v1, v2) with counts, sums and a sparse latency histogram. v1 and v2
