@@ -175,48 +175,45 @@ class NameCache:
 
 
 # -- row conversions ---------------------------------------------------------
+# encode() unpacks logical rows by position: this is the order it expects.
+assert INSERT_COLUMNS == (
+    "id", "task_name", "agent_name", "model", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms", "cost_usd",
+    "status", "error_message", "ts", "metadata", "kind", "trace_id", "parent_id", "provider",
+    "user_id", "session_id", "latency_bin", "flags",
+)  # fmt: skip
+
+
 def encode(conn: Connection, cache: NameCache, rows: Sequence[Row], pack: bool) -> list[Row]:
     """Logical rows -> stored rows (STORED_COLUMNS order), inside the writer's
-    transaction (new names are inserted there)."""
+    transaction (new names are inserted there). A missing provider, user or
+    session is reference 0 (no name has it), which costs SQLite no more than
+    NULL and keeps every reference an integer."""
     values: set[str] = set()
+    add = values.add
     for r in rows:
         for i in _L_NAMES:
             v = r[i]
             if v is not None:
-                values.add(v)
+                add(v)
     ref = cache.refs(conn, values)
+    ref[None] = 0  # type: ignore[index]
     p = pack_id if pack else _same
     po = _pack_opt if pack else _same
-    out = []
-    for r in rows:
-        prov, user, sess = r[_L["provider"]], r[_L["user_id"]], r[_L["session_id"]]
-        out.append(
+    kinds, statuses = KIND_CODES, STATUS_CODES
+    out: list[Row] = []
+    append = out.append
+    for (
+        rid, task, agent, model, tin, tout, cr, cw, rt, lat, cost, status, err, ts, meta,
+        kind, trace, parent, prov, user, sess, lbin, flags,
+    ) in rows:  # fmt: skip
+        append(
             (
-                r[L_TS],
-                p(r[L_ID]),
-                KIND_CODES[r[_L["kind"]]],
-                STATUS_CODES[r[_L["status"]]],
-                ref[r[_L["agent_name"]]],
-                ref[r[_L["task_name"]]],
-                ref[r[_L["model"]]],
-                None if prov is None else ref[prov],
-                None if user is None else ref[user],
-                None if sess is None else ref[sess],
-                r[_L["input_tokens"]],
-                r[_L["output_tokens"]],
-                r[_L["cache_read_tokens"]],
-                r[_L["cache_write_tokens"]],
-                r[_L["reasoning_tokens"]],
-                r[_L["latency_ms"]],
-                r[_L["cost_usd"]],
-                r[_L["latency_bin"]],
-                r[_L["error_message"]],
-                r[_L["metadata"]],
-                po(r[_L["trace_id"]]),
-                po(r[_L["parent_id"]]),
-                r[_L["flags"]],
+                ts, p(rid), kinds[kind], statuses[status], ref[agent], ref[task], ref[model],
+                ref[prov], ref[user], ref[sess], tin, tout, cr, cw, rt, lat, cost, lbin, err,
+                meta, po(trace), po(parent), flags,
             )
-        )
+        )  # fmt: skip
     return out
 
 
@@ -232,13 +229,14 @@ def decode(conn: Connection, cache: NameCache, stored: Sequence[Row]) -> list[Ro
     refs: set[int] = set()
     for s in stored:
         for i in _S_REFS:
-            if s[i] is not None:
+            if s[i]:
                 refs.add(s[i])
     name = cache.names(conn, refs)
     out = []
     g = _SI
     for s in stored:
         prov, user, sess = s[g["provider_ref"]], s[g["user_ref"]], s[g["session_ref"]]
+        # (0 and NULL both mean none: NULL in databases written before 0 was.)
         out.append(
             (
                 unpack_id(s[g["id"]]),
@@ -259,9 +257,9 @@ def decode(conn: Connection, cache: NameCache, stored: Sequence[Row]) -> list[Ro
                 KIND_NAMES[s[g["kind"]]],
                 _unpack_opt(s[g["trace_id"]]),
                 _unpack_opt(s[g["parent_id"]]),
-                None if prov is None else name[prov],
-                None if user is None else name[user],
-                None if sess is None else name[sess],
+                name[prov] if prov else None,
+                name[user] if user else None,
+                name[sess] if sess else None,
                 s[g["latency_bin"]],
                 s[g["flags"]],
             )

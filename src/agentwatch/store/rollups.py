@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -367,21 +368,25 @@ def _merge_records(row: np.ndarray, bins: np.ndarray, cnt: np.ndarray) -> tuple[
     return up >> _BIN_SHIFT, up & ((1 << _BIN_SHIFT) - 1), total
 
 
-FOLD_DTYPE = np.dtype(
-    [(c, np.float64 if c in ("latency_ms", "cost_usd") else np.int64) for c in FOLD_COLUMNS]
-)
+FOLD_DTYPE_FIELDS: dict[str, Any] = {
+    c: np.float64 if c in ("latency_ms", "cost_usd") else np.int64 for c in FOLD_COLUMNS
+}
+FOLD_DTYPE = np.dtype(list(FOLD_DTYPE_FIELDS.items()))
 
 
-_STORED_AT = {c: STORED_COLUMNS.index(c) for c in FOLD_COLUMNS if c != "seq"}
-_FOLD_FROM_STORED = tuple(_STORED_AT[c] for c in FOLD_COLUMNS[1:])
-_REF_AT = frozenset(i for i, c in enumerate(FOLD_COLUMNS[1:]) if c in _REFS)
+_FOLD_FROM_STORED = operator.itemgetter(*(STORED_COLUMNS.index(c) for c in FOLD_COLUMNS[1:]))
+_FOLD_NO_SEQ = np.dtype([(n, FOLD_DTYPE_FIELDS[n]) for n in FOLD_COLUMNS[1:]])
 
 
-def fold_values(stored: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A stored event row's fold columns after seq (missing references as 0)."""
-    return tuple(
-        (stored[j] or 0) if i in _REF_AT else stored[j] for i, j in enumerate(_FOLD_FROM_STORED)
-    )
+def fold_array_of_stored(first_seq: int, stored: Sequence[tuple[Any, ...]]) -> np.ndarray:
+    """The fold columns of stored event rows (store/codec.encode, every
+    reference an integer) whose seq run from first_seq, as a fold_array."""
+    part = np.array([_FOLD_FROM_STORED(r) for r in stored], dtype=_FOLD_NO_SEQ)
+    out = np.empty(len(part), dtype=FOLD_DTYPE)
+    out["seq"] = np.arange(first_seq, first_seq + len(part), dtype=np.int64)
+    for n in FOLD_COLUMNS[1:]:
+        out[n] = part[n]
+    return out
 
 
 def fold_array(rows: Sequence[Sequence[Any]]) -> np.ndarray:
@@ -1279,8 +1284,8 @@ def raw_select(
         cond += f" AND {REF_COLUMN[d]} = {p}"
         params = [*params, ref]
     if group in ("provider", "user_id", "session_id"):
-        # As their rollups: only the events that have one.
-        cond += f" AND {REF_COLUMN[group]} IS NOT NULL"
+        # As their rollups: only the events that have one (reference 0: none).
+        cond += f" AND {REF_COLUMN[group]} <> 0"
     if width is not None:
         g = f"(ts - {int(origin)}) / {int(width)}"
     elif group in REF_COLUMN:

@@ -143,7 +143,7 @@ class SqlStore:
         if sum(len(a) for _, _, a in self._pending) > 4 * BUILD_ROWS:
             self._pending.clear()  # builds keep failing: they will read from the table
             return
-        arr = ru.fold_array([(first + i, *ru.fold_values(r)) for i, r in enumerate(stored)])
+        arr = ru.fold_array_of_stored(first, stored)
         self._pending.append((first, first + len(stored) - 1, arr))
 
     def _insert(
