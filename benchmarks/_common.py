@@ -158,9 +158,13 @@ def empty_pg(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        has = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
-        if has and has[0]:
-            conn.execute("TRUNCATE events, rollups")
+        tables = [
+            t
+            for t in ("events", "names", "rollups", "rollup_raw", "rollup_dirty", "store_state")
+            if (r := conn.execute("SELECT to_regclass(%s) IS NOT NULL", (t,)).fetchone()) and r[0]
+        ]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
 
 
 def db_size(path: str | Path) -> int:
