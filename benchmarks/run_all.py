@@ -62,6 +62,13 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         [],
         ["--calls", "20000", "--requests", "100", "--rounds", "1"],
     ),
+    # The storage issue: every traffic shape over HTTP, disk and RSS sampled
+    # while ingesting, queries during and after.
+    (
+        "shapes.py",
+        ["--events", "300000,1000000"],
+        ["--shapes", "friendly,import,wide", "--events", "3000", "--repeat", "2"],
+    ),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],
