@@ -16,7 +16,7 @@ Units: minute (kept for the last two days only, see MINUTE_HORIZON_US), ten
 minutes, hour, day; which series types each unit holds is SERIES_BY_UNIT.
 
 Writes. Ingest commits raw events only. The builder (`build`, called by the
-server's writer every second or so, and when ingest pauses) reads the events
+server's writer every two seconds or so, and when ingest pauses) reads the events
 past the watermark (store_state 'rollup_seq') in seq order, folds them with
 numpy into one delta per rollup row, merges those into the stored rows and
 moves the watermark, all in one transaction. So a rollup row is rewritten at
@@ -585,6 +585,57 @@ def _stored(conn: Connection, unit: int, stype: int, buckets: list[int]) -> Leve
         )
         rows.extend(cur.fetchall())
     cur.close()
+    return _level_of(rows)
+
+
+_KEYS_CHUNK = 2000
+
+
+def _stored_keys(conn: Connection, unit: int, stype: int, keys: dict[str, np.ndarray]) -> Level:
+    """The stored rows of (unit, stype) with exactly these (kind, bucket, v1,
+    v2) keys, as a level: a primary-key lookup per key, so a build that
+    touches a few of a bucket's 18,000 pairs reads those few."""
+    p = placeholder(conn)
+    cols = ", ".join(f"r.{c}" for c in _READ_COLS)
+    flat = np.stack([keys["kind"], keys["bucket"], keys["v1"], keys["v2"]], axis=1).tolist()
+    raw: Any = conn.connection.driver_connection
+    cur = raw.cursor()
+    rows: list[Any] = []
+    for i in range(0, len(flat), _KEYS_CHUNK):
+        part = flat[i : i + _KEYS_CHUNK]
+        values = ", ".join(f"({p}, {p}, {p}, {p})" for _ in part)
+        cur.execute(
+            f"WITH k(kind, bucket, v1, v2) AS (VALUES {values}) SELECT {cols} FROM k "
+            f"JOIN rollups r ON r.unit = {p} AND r.kind = k.kind AND r.stype = {p} "
+            "AND r.bucket = k.bucket AND r.v1 = k.v1 AND r.v2 = k.v2",
+            (*itertools.chain.from_iterable(part), unit, stype),
+        )
+        rows.extend(cur.fetchall())
+    cur.close()
+    return _level_of(rows)
+
+
+def _bucket_keys(conn: Connection, unit: int, stype: int, buckets: list[int]) -> dict[int, int]:
+    """How many rows (unit, stype) holds in each of these buckets (all kinds)."""
+    r = rollups.c
+    out: dict[int, int] = {}
+    for i in range(0, len(buckets), 500):
+        q = (
+            select(r.bucket, func.count())
+            .where(
+                r.unit == unit,
+                r.kind.in_([0, 1, 2]),
+                r.stype == stype,
+                r.bucket.in_(buckets[i : i + 500]),
+            )
+            .group_by(r.bucket)
+        )
+        out.update((int(b), int(n)) for b, n in conn.execute(q))
+    return out
+
+
+def _level_of(rows: list[Any]) -> Level:
+    """Stored rollup rows (_READ_COLS) as a level."""
     n = len(rows)
     if n == 0:
         return _empty_level(["kind", "bucket", "v1", "v2"])
@@ -674,11 +725,26 @@ def merge_and_write(
     bucket_events: dict[tuple[int, int], int] = {}  # (unit, bucket) -> events
     for f in sorted(folds, key=lambda x: (x.unit, x.stype)):  # totals first in each unit
         buckets = sorted(set(f.level.keys["bucket"].tolist()))
-        old = (
-            _empty_level(["kind", "bucket", "v1", "v2"])
-            if fresh
-            else _stored(conn, f.unit, f.stype, buckets)
-        )
+        marks: dict[int, _RawMark] = {}
+        stored_per: dict[int, int] = {}
+        if not fresh and f.stype != TOTAL:
+            marks = _load_marks(conn, f.unit, f.stype, buckets)
+            stored_per = _bucket_keys(conn, f.unit, f.stype, buckets)
+        if fresh:
+            old = _empty_level(["kind", "bucket", "v1", "v2"])
+        elif f.stype == TOTAL:  # every kind's totals row: the buckets' event counts
+            old = _stored(conn, f.unit, f.stype, buckets)
+        else:
+            # Only the rows the deltas touch, in buckets that hold rows (a
+            # bucket kept raw, or one not written yet, has none to read).
+            fk = f.level.keys
+            has = np.isin(fk["bucket"], [b for b, k in stored_per.items() if k and b not in marks])
+            look = {k: v[has] for k, v in fk.items()} if not has.all() else fk
+            old = (
+                _stored_keys(conn, f.unit, f.stype, look)
+                if len(look["bucket"])
+                else _empty_level(["kind", "bucket", "v1", "v2"])
+            )
         if len(old):
             both = _concat(old, f.level)
             merged, inv = both.regroup_inv(both.keys)
@@ -695,9 +761,19 @@ def merge_and_write(
                 bucket_events[(f.unit, b)] = int(n)
             out += _rows_of(f.unit, f.stype, merged, hit)
             continue
-        marks = {} if fresh else _load_marks(conn, f.unit, f.stype, buckets)
         pos = np.searchsorted(buckets, bk)
+        # Values per bucket after this build: the rows stored there already
+        # plus the keys this build adds.
         keys_per = np.bincount(pos, minlength=len(buckets))
+        if not fresh:
+            old_per = np.bincount(
+                np.searchsorted(buckets, old.keys["bucket"]), minlength=len(buckets)
+            )
+            keys_per = (
+                keys_per
+                - old_per
+                + np.fromiter((stored_per.get(b, 0) for b in buckets), np.int64, len(buckets))
+            )
         ev_per = np.fromiter(
             (bucket_events.get((f.unit, b), 0) for b in buckets), np.int64, len(buckets)
         )
