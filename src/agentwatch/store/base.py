@@ -109,7 +109,13 @@ class Store(Protocol):
     ) -> dict[int, dict[str, Any]]: ...
 
     def breakdown(
-        self, group_by: str, start_us: int, end_us: int, f: Filters
+        self,
+        group_by: str,
+        start_us: int,
+        end_us: int,
+        f: Filters,
+        rest: bool = False,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def first_timestamp_us(self, f: Filters) -> int | None: ...

@@ -170,8 +170,7 @@ async def breakdown(
     start, end = window(period, since, until)
     f = dims(agent_name, model, task_name)
     if group_by in DIMENSIONS:  # pre-aggregated (rollups)
-        rows = await run_in_threadpool(st.store.breakdown, group_by, start, end, f)
-        rows = rows[:limit] if limit is not None else rows
+        rows = await run_in_threadpool(st.store.breakdown, group_by, start, end, f, False, limit)
     else:  # provider, user, session: raw events (store/explore.py)
         rows = await run_in_threadpool(st.store.breakdown_raw, group_by, start, end, f, limit)
     for r in rows:
