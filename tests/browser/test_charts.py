@@ -78,10 +78,19 @@ def test_a_gap_is_a_gap(page: Any, server: Any) -> None:
 
 
 def test_time_axis_with_dates_and_tooltips_with_range_and_calls(page: Any, server: Any) -> None:
+    # Two calls a day, in one 20-minute bucket of the 24 h chart (each pair an
+    # hour or so ago, its 20 minutes aligned, so a boundary never splits it).
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime.now(UTC) - timedelta(hours=1)
+    base -= timedelta(minutes=base.minute % 20, seconds=base.second, microseconds=base.microsecond)
     post(
         server,
         *[
-            llm_event(timestamp=at(days=d, minutes=5 * k), cost_usd=0.015125)
+            llm_event(
+                timestamp=(base - timedelta(days=d) + timedelta(minutes=5 * k + 1)).isoformat(),
+                cost_usd=0.015125,
+            )
             for d in range(6)
             for k in range(2)
         ],

@@ -318,7 +318,7 @@ def test_out_of_range_integers_in_queries_are_a_422(server: ServerProcess) -> No
         assert r.json()["detail"][0]["loc"] == ["query", name]
     r = httpx.get(f"{server.url}/api/events?offset=1000000000000", timeout=30)
     assert r.status_code == 200
-    assert r.json() == {"events": []}
+    assert r.json()["events"] == []
     reads_work(server.url)
 
 

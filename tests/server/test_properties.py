@@ -36,6 +36,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from pydantic import TypeAdapter
 
 from agentwatch.schema import (
     EVENT_FIELDS,
@@ -73,6 +74,10 @@ class Live:
     client: httpx.Client
     backend: str
     acked: set[str] = field(default_factory=set)  # ids the server acknowledged
+    # An event is a repeat when its id and timestamp are both stored: the
+    # distinct (id, instant) pairs acknowledged, an event without a timestamp
+    # being new each time (it gets its arrival time).
+    keys: set[Any] = field(default_factory=set)
     anonymous: int = 0  # acknowledged events sent without an id
     statuses: Counter[int] = field(default_factory=Counter)
     steps: Counter[str] = field(default_factory=Counter)
@@ -87,15 +92,31 @@ class Live:
 
     @property
     def expected(self) -> int:
-        return len(self.acked) + self.anonymous
+        return len(self.keys) + self.anonymous
 
     def acknowledge(self, events: list[Any]) -> None:
+        seen: set[str] = set()  # one batch keeps the first event of an id
         for e in events:
             eid = e.get("id")
             if eid is None:
                 self.anonymous += 1
-            else:
+            elif eid not in seen:
+                seen.add(eid)
                 self.acked.add(eid)
+                ts = e.get("timestamp")
+                self.keys.add((eid, object() if ts is None else _instant(ts)))
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _instant(ts: Any) -> int:
+    """The instant the server reads a timestamp as (the contract's parsing),
+    in microseconds; naive means UTC."""
+    dt = _DATETIME.validate_python(ts)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
