@@ -319,6 +319,14 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
         health = httpx.get(srv.url + "/api/health", timeout=60).json()
         stored = health["events"]
         size_loaded = db_size(db)
+        # Queries are exact at once; fast once the rollups have caught up
+        # (an import's days are recounted after it): timed until they have.
+        t = time.perf_counter()
+        while (pending := httpx.get(srv.url + "/api/health", timeout=60).json())[
+            "rollups_pending"
+        ] != {"events": 0, "dirty_days": 0} and time.perf_counter() - t < 600:
+            time.sleep(0.25)
+        catch_up = time.perf_counter() - t
         rss_quiet_kb = sum(_rss_kb(p) for p in [srv.proc.pid, *_children(srv.proc.pid)])
         ql = query_latency(srv.url, sh.agents[0], a.repeat)
     finally:
@@ -336,6 +344,8 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             "requests": latency_stats(lat_ms),
         },
         "stored": stored,
+        "rollups_caught_up_s": round(catch_up, 2),
+        "rollups_pending_at_end": pending["rollups_pending"],
         "disk": {
             "max_while_ingesting_mb": round(max(sampler.disk or [0]) / 2**20, 1),
             "after_ingest_mb": round(size_loaded / 2**20, 1),

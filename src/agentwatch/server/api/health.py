@@ -21,10 +21,14 @@ router = APIRouter(prefix="/api", tags=["health"])
 async def health(request: Request) -> dict[str, Any]:
     st = state(request)
     count = await run_in_threadpool(st.store.count_events)
+    pending = await run_in_threadpool(st.store.pending_rollups)
     return {
         "status": "ok",
         "version": __version__,
         "backend": st.store.backend,
         "events": count,
         "live_clients": len(st.broadcaster.subscribers),
+        # How far the pre-aggregates are behind (metrics are exact meanwhile,
+        # only slower): events not yet built, days waiting to be recounted.
+        "rollups_pending": pending,
     }
