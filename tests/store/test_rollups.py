@@ -132,6 +132,9 @@ def test_rollups_match_raw_in_every_state(tmp_path: Path, t0: int) -> None:
             pass
         assert store.pending_rollups() == {"events": 0, "dirty_days": 0}
         check(store, rng, t0)  # everything from rollups and raw edges
+        while store.close_days() != -1:  # yesterday's day rows, made from its hours
+            pass
+        check(store, rng, t0)
         store.insert_events(rows[:500])  # retried after the build: still once
         store.build_rollups()
         check(store, rng, t0)
@@ -249,9 +252,9 @@ def test_cardinality_guard_gives_up_a_bucket_and_stays_exact(
             kept = conn.exec_driver_sql(
                 "SELECT count(*) FROM rollups WHERE stype = ? AND unit = ?", (ru.TASK, ru.HOUR)
             ).scalar()
-        # The task series gave up its hour and day (and the pairs with tasks);
-        # agents and models (3 and 2 values) are kept whole.
-        assert {(u, s) for u, s, _ in over} >= {(ru.HOUR, ru.TASK), (ru.DAY, ru.TASK)}
+        # The task series gave up its hour (and the pairs with tasks; the open
+        # day has no day rows yet); agents and models (3 and 2 values) are kept.
+        assert {(u, s) for u, s, _ in over} >= {(ru.HOUR, ru.TASK)}
         assert {s for _, s, _ in over} <= {ru.TASK, ru.AGENT_TASK, ru.TASK_MODEL}
         assert kept == 0
         check(store, rng, t0 - HOUR, windows=15)
@@ -314,5 +317,46 @@ def test_live_buckets_are_read_whole_when_all_their_events_are_inside(tmp_path: 
         assert {p.unit for p in plan.rollup_pieces} <= {ru.DAY, ru.HOUR}
         rows = store.breakdown("task_name", now - DAY_US, now, Filters(agent_name="a"))
         assert sum(r["requests"] for r in rows) == 400
+    finally:
+        store.close()
+
+
+def test_a_closed_day_gets_day_rows_equal_to_its_hours(tmp_path: Path) -> None:
+    """Builds count the open day in its hours only; once the day has closed
+    its day rows are made from those hours, and answer exactly as they did."""
+    now = time.time_ns() // 1000
+    yesterday = now - now % DAY_US - DAY_US
+    rng = random.Random(7)
+    store = open_store(str(tmp_path / "c.db"))
+    try:
+        rows = to_rows(make(rng, 2000, yesterday, span=DAY_US - 1), PriceBook())
+        store.insert_events(rows)
+        store.build_rollups()
+        with store.engine.connect() as conn:
+            n = conn.exec_driver_sql(
+                "SELECT count(*) FROM rollups WHERE unit = ? AND bucket = ?", (ru.DAY, yesterday)
+            ).scalar()
+        assert n == 0  # open (it is still "current"): no day rows
+        before = store.breakdown("task_name", yesterday, yesterday + DAY_US - 1, Filters())
+        assert store.close_days() == yesterday
+        with store.engine.connect() as conn:
+            day = dict(
+                conn.exec_driver_sql(
+                    "SELECT stype, sum(n) FROM rollups WHERE unit = ? AND bucket = ? "
+                    "AND kind = 0 GROUP BY stype",
+                    (ru.DAY, yesterday),
+                ).all()
+            )
+            with_plan = ru.plan(conn, yesterday, yesterday + DAY_US, {}, "task_name", None, 0)
+        llm = sum(1 for r in rows if r[15] == "llm")
+        assert day[ru.TOTAL] == llm and day[ru.TASK] == llm
+        assert [p.unit for p in with_plan.rollup_pieces] == [ru.DAY] and with_plan.raw == []
+        after = store.breakdown("task_name", yesterday, yesterday + DAY_US - 1, Filters())
+        exact = ("name", "requests", "errors", "input_tokens", "latency_p50", "latency_p95")
+        assert [{k: r[k] for k in exact} for r in after] == [
+            {k: r[k] for k in exact} for r in before
+        ]
+        assert [r["total_cost"] for r in after] == pytest.approx([r["total_cost"] for r in before])
+        assert store.close_days() == -1  # today is open
     finally:
         store.close()

@@ -136,6 +136,7 @@ class Writer:
                 last_build = now
             if now - last_recount >= (1.0 if idle else RECOUNT_EVERY_S):
                 self._upkeep(self.store.recount_dirty)
+                self._upkeep(self.store.close_days)
                 last_recount = now
             if now - last_ckpt >= CHECKPOINT_EVERY_S:
                 self._upkeep(self.store.checkpoint)

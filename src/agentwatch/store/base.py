@@ -94,6 +94,11 @@ class Store(Protocol):
         the day (epoch us) or -1."""
         ...
 
+    def close_days(self) -> int:
+        """Make the day rows of a day that has closed, if one is due; returns
+        the day (epoch us) or -1."""
+        ...
+
     def checkpoint(self) -> bool:
         """SQLite: move the WAL into the database file (writer, between commits)."""
         ...

@@ -428,13 +428,15 @@ class Fold:
     level: Level
 
 
-def fold_all(ev: Level, now: int | None = None) -> list[Fold]:
+def fold_all(ev: Level, now: int | None = None, days_upto: int | None = None) -> list[Fold]:
     """Every (unit, series type) delta of an events level (events_level).
 
     Each unit is folded from the one below it (minutes, ten minutes, hours,
     days), and each series type from its unit's full-key groups, so the work
     after the first grouping follows the number of distinct keys, not the
-    number of events.
+    number of events. Day rows only for days before `days_upto` (None: all):
+    a day that is still open is counted by its hours, and gets its day rows
+    when it closes (close_days).
     """
     out: list[Fold] = []
     floor = minute_write_floor(now)
@@ -450,6 +452,10 @@ def fold_all(ev: Level, now: int | None = None) -> list[Fold]:
         lv = per_unit
         if unit == MINUTE:
             recent = lv.keys["bucket"] >= floor
+            if not recent.any():
+                continue
+        elif unit == DAY and days_upto is not None:
+            recent = lv.keys["bucket"] < days_upto
             if not recent.any():
                 continue
         else:
@@ -820,18 +826,7 @@ def _recount_bucket(
     p = placeholder(conn)
     where = f"ts >= {p} AND ts < {p} AND seq <= {p}"
     lv = events_level(_read(conn, where, (bucket, bucket + WIDTH[unit], max_seq)))
-    dims = [REF_COLUMN[d] for d in DIMS_OF[stype]]
-    k = lv.keys
-    z = np.zeros(len(lv), dtype=np.int64)
-    got = lv.regroup(
-        {
-            "kind": k["kind"],
-            "bucket": k["bucket"] - k["bucket"] % WIDTH[unit],
-            "v1": k[dims[0]],
-            "v2": k[dims[1]] if len(dims) > 1 else z,
-        },
-        np.all([k[d] != 0 for d in dims], axis=0),
-    )
+    got = _regroup_to(lv, unit, stype)
     keys = len(got)
     if _keeps_rows(events, keys):
         _clear_mark(conn, unit, stype, bucket)
@@ -970,7 +965,7 @@ def build(
         mark_dirty(conn, dirty, t)
         ev = ev[~old]
     if len(ev):
-        merge_and_write(conn, fold_all(events_level(ev), t), top, t)
+        merge_and_write(conn, fold_all(events_level(ev), t, day_rows_upto(conn, t)), top, t)
     close_buckets(conn, t, cut)
     for hook in BUILD_HOOKS:
         hook(conn, w, top)
@@ -986,6 +981,99 @@ def build(
 BUILD_HOOKS: list[Callable[[Connection, int, int], None]] = []
 
 
+DAY_ROWS_UPTO = "day_rows_upto"
+
+
+def day_rows_upto(conn: Connection, now: int | None = None) -> int:
+    """The first day that has no day rows yet (still open, or closed and not
+    yet made by close_days); every day before it has them. Starts at the
+    oldest current day: older days are recounted whole (recount_day)."""
+    v = _state(conn, DAY_ROWS_UPTO)
+    return current_from(now) if v is None else v
+
+
+def close_days(conn: Connection, now: int | None = None) -> int | None:
+    """Make the day rows of the oldest day that has closed but has none,
+    from its hour rows (and the raw events of hours kept raw), inside the
+    caller's write transaction; returns that day, or None if none is due.
+
+    Builds fold an open day into its hours only: a live day's pair rows would
+    otherwise be rewritten twice per build, at the hour and at the day, for
+    no reader (a window ending now reads the open day through its hours).
+    """
+    t = now_us() if now is None else now
+    day = day_rows_upto(conn, t)
+    if day + DAY_US + CLOSE_SLACK_US > t:
+        return None
+    end = day + DAY_US
+    conn.execute(delete(rollups).where(*bucket_range(day, end, units=(DAY,))))
+    o = rollup_raw.c
+    conn.execute(delete(rollup_raw).where(o.unit == DAY, o.bucket >= day, o.bucket < end))
+    if day not in dirty_days(conn):  # (a dirty day gets its day rows when recounted)
+        w = get_watermark(conn)
+        folds = []
+        for stype in SERIES_BY_UNIT[DAY]:
+            hours = _hours_of(conn, stype, day, w)
+            if len(hours):
+                k = dict(hours.keys)
+                k["bucket"] = np.full(len(hours), day, dtype=np.int64)
+                folds.append(Fold(DAY, stype, hours.regroup(k)))
+        merge_and_write(conn, folds, w, t, fresh=True)
+    _set_state(conn, DAY_ROWS_UPTO, end)
+    return day
+
+
+def _hours_of(conn: Connection, stype: int, day: int, max_seq: int) -> Level:
+    """The hour rows of one series type over a day, as a level, with the
+    hours kept raw for it counted from their raw events."""
+    r = rollups.c
+    rows = conn.execute(
+        select(*[r[c] for c in _READ_COLS]).where(
+            r.unit == HOUR,
+            r.kind.in_([0, 1, 2]),
+            r.stype == stype,
+            r.bucket >= day,
+            r.bucket < day + DAY_US,
+        )
+    ).all()
+    lv = _level_of(list(rows))
+    o = rollup_raw.c
+    raw_hours = [
+        int(b)
+        for (b,) in conn.execute(
+            select(o.bucket).where(
+                o.unit == HOUR, o.stype == stype, o.bucket >= day, o.bucket < day + DAY_US
+            )
+        )
+    ]
+    p = placeholder(conn)
+    for b in raw_hours:
+        ev = _read(conn, f"ts >= {p} AND ts < {p} AND seq <= {p}", (b, b + HOUR_US, max_seq))
+        got = _regroup_to(events_level(ev), HOUR, stype)
+        if len(got):
+            lv = _concat(lv, got) if len(lv) else got
+    return lv
+
+
+def _regroup_to(lv: Level, unit: int, stype: int) -> Level:
+    """An events level (events_level) summed into rows of (unit, stype)."""
+    dims = [REF_COLUMN[d] for d in DIMS_OF[stype]]
+    k = lv.keys
+    if not len(lv):
+        return _empty_level(["kind", "bucket", "v1", "v2"])
+    z = np.zeros(len(lv), dtype=np.int64)
+    mask = np.all([k[d] != 0 for d in dims], axis=0) if dims else None
+    return lv.regroup(
+        {
+            "kind": k["kind"],
+            "bucket": k["bucket"] - k["bucket"] % WIDTH[unit],
+            "v1": k[dims[0]] if dims else z,
+            "v2": k[dims[1]] if len(dims) > 1 else z,
+        },
+        mask,
+    )
+
+
 def close_buckets(conn: Connection, now: int, since: int) -> None:
     """Apply DENSITY to the buckets of the current days that closed since the
     last call (store_state 'closed_upto:<unit>'): sparse series rows go, and
@@ -993,7 +1081,7 @@ def close_buckets(conn: Connection, now: int, since: int) -> None:
     closed_before = now - CLOSE_SLACK_US
     r = rollups.c
     marks: list[tuple[int, int, int, int, int, int]] = []
-    for unit in (MINUTE, TEN, HOUR, DAY):
+    for unit in (MINUTE, TEN, HOUR):  # (days: close_days applies the rule as it makes them)
         width = WIDTH[unit]
         key = f"closed_upto:{unit}"
         lo = max(_state(conn, key) or since, since)
@@ -1038,7 +1126,8 @@ def recount_day(conn: Connection, day: int, now: int | None = None) -> int:
     ev = _read(conn, f"ts >= {p} AND ts < {p} AND seq <= {p}", (day, end, w))
     t = now_us() if now is None else now
     if len(ev):
-        merge_and_write(conn, fold_all(events_level(ev), t), w, t, fresh=True)
+        folds = fold_all(events_level(ev), t, day_rows_upto(conn, t))
+        merge_and_write(conn, folds, w, t, fresh=True)
     conn.execute(delete(rollup_dirty).where(rollup_dirty.c.day == day))
     return len(ev)
 
@@ -1167,23 +1256,34 @@ def plan(
     w = get_watermark(conn)
     dirty = sorted(d for d in dirty_days(conn) if d + DAY_US > lo and d < hi)
     mfloor = minute_floor(now)
+    days_upto = day_rows_upto(conn, now)
     pieces: list[Piece] = []
+
+    def span(a: int, b: int) -> list[Piece]:
+        # Day rows exist only before days_upto: the open day is read by hours.
+        if DAY not in units or b <= days_upto:
+            return cover(a, b, units, mfloor)
+        nodays = tuple(u for u in units if u != DAY)
+        if a >= days_upto:
+            return cover(a, b, nodays, mfloor)
+        return [*cover(a, days_upto, units, mfloor), *cover(days_upto, b, nodays, mfloor)]
+
     cur = lo
     for d in dirty:
         a, b = max(d, lo), min(d + DAY_US, hi)
         if cur < a:
-            pieces += cover(cur, a, units, mfloor)
+            pieces += span(cur, a)
         pieces.append(Piece(None, a, b))
         cur = b
     if cur < hi:
-        pieces += cover(cur, hi, units, mfloor)
+        pieces += span(cur, hi)
     marked: set[tuple[int, int]] = set()
     if stype is not None and DIMS_OF[stype]:
         marked = _raw_marked(conn, stype, lo, hi)
         if marked:
             pieces = _split_raw(pieces, marked)
     if units:
-        pieces = _whole_edges(conn, pieces, lo, hi, units, kind, marked, set(dirty))
+        pieces = _whole_edges(conn, pieces, lo, hi, units, kind, marked, set(dirty), days_upto)
     raw: list[tuple[int, int]] = []
     for p in pieces:
         if p.unit is None:
@@ -1203,6 +1303,7 @@ def _whole_edges(
     kind: int | None,
     marked: set[tuple[int, int]],
     dirty: set[int],
+    days_upto: int,
 ) -> list[Piece]:
     """Take a bucket that straddles an edge of the window whole when every
     event in it lies inside the window (its totals row's min_ts and max_ts
@@ -1214,6 +1315,8 @@ def _whole_edges(
             continue
         w = WIDTH[u]
         for b in (lo - lo % w, (hi - 1) - (hi - 1) % w):
+            if u == DAY and b >= days_upto:  # no day rows for it yet
+                continue
             if (b < lo or b + w > hi) and (u, b) not in marked and b - b % DAY_US not in dirty:
                 cands.add((u, b))
     if not cands:

@@ -206,6 +206,13 @@ class SqlStore:
                 ru.recount_day(conn, day)
         return day
 
+    def close_days(self) -> int:
+        """Make the day rows of a day that has closed (rollups.close_days);
+        returns the day (epoch us), or -1 if none was due."""
+        with self._write() as conn:
+            day = ru.close_days(conn)
+        return -1 if day is None else day
+
     def pending_rollups(self) -> dict[str, int]:
         """How far the rollups are behind: events not yet built, dirty days."""
         with self.engine.connect() as conn:
