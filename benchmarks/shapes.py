@@ -224,13 +224,18 @@ class Sampler(threading.Thread):
         self.db, self.pids, self.every = db, pids, every
         self.stop_ev = threading.Event()
         self.disk: list[int] = []
+        self.wal: list[int] = []
         self.rss: list[int] = []
 
     def run(self) -> None:
+        wal = Path(self.db + "-wal")
         while not self.stop_ev.is_set():
             # A PostgreSQL sample may fail under load; it is skipped.
             with contextlib.suppress(Exception):
                 self.disk.append(db_size(self.db))
+            if "://" not in self.db:
+                with contextlib.suppress(OSError):
+                    self.wal.append(wal.stat().st_size)
             self.rss.append(sum(_rss_kb(p) for p in self.pids))
             self.stop_ev.wait(self.every)
 
@@ -352,6 +357,7 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             "final_mb": round(final / 2**20, 1),
             "final_bytes_per_event": round(final / max(stored, 1), 1),
             "max_over_final": round(max(sampler.disk or [0]) / max(final, 1), 2),
+            "max_wal_mb": round(max(sampler.wal or [0]) / 2**20, 1),
         },
         "rss_mb": {
             "max_while_ingesting": round(max(sampler.rss or [0]) / 1024, 1),
