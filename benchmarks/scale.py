@@ -228,9 +228,12 @@ def exact_percentiles(
     con: sqlite3.Connection, lo_us: int, hi_us: int, agent: str | None
 ) -> tuple[float | None, float | None]:
     """Exact nearest-rank p50 and p95 of the rows the server aggregates for
-    [lo, hi] (kind 'llm'), in SQL: one COUNT, then one sort that numbers the
-    rows and keeps the two wanted ranks (no latencies pulled into Python)."""
-    where = "kind = 'llm' AND ts >= ? AND ts <= ?" + (" AND agent_name = ?" if agent else "")
+    [lo, hi] (kind 'llm', code 0 in the store's layout), in SQL: one COUNT,
+    then one sort that numbers the rows and keeps the two wanted ranks (no
+    latencies pulled into Python)."""
+    where = "kind = 0 AND ts >= ? AND ts <= ?" + (
+        " AND agent_ref = (SELECT ref FROM names WHERE value = ?)" if agent else ""
+    )
     args: tuple[Any, ...] = (lo_us, hi_us, agent) if agent else (lo_us, hi_us)
     (n,) = con.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()
     if not n:
