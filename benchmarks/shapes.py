@@ -382,9 +382,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--no-concurrent-queries", action="store_true")
     ap.add_argument("--db", help="a postgresql:// URL (emptied first); default: temp SQLite")
+    ap.add_argument("--keep", help="a folder to keep the SQLite files in (default: removed)")
     a = ap.parse_args()
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = a.keep or scratch
         for shape in a.shapes.split(","):
             if shape not in SHAPES:
                 raise SystemExit(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")

@@ -262,6 +262,39 @@ def test_cardinality_guard_gives_up_a_bucket_and_stays_exact(
         store.close()
 
 
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in row.items()}
+
+
+@pytest.mark.parametrize("guard", [50, 30000], ids=["raw", "rollups"])
+def test_a_limited_breakdown_is_the_head_of_the_full_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guard: int
+) -> None:
+    """With a limit, the percentiles are read for the groups shown only; the
+    rows (totals, percentiles, order) are exactly the full breakdown's first,
+    whether the task series is read raw (past the guard) or from rollups."""
+    monkeypatch.setattr(ru, "MAX_KEYS", guard)
+    rng = random.Random(8)
+    t0 = (time.time_ns() // 1000 - 3 * HOUR) // HOUR * HOUR
+    store = open_store(str(tmp_path / "l.db"))
+    try:
+        tasks = [f"ticket-{i}" for i in range(300)]
+        rows = to_rows(make(rng, 3000, t0, tasks=tasks, span=2 * HOUR), PriceBook())
+        store.insert_events(rows[:2000])
+        store.build_rollups()
+        store.insert_events(rows[2000:])  # a tail past the watermark too
+        lo, hi = t0 - HOUR, t0 + 3 * HOUR
+        for f in (Filters(), Filters(agent_name="b")):
+            full = store.breakdown("task_name", lo, hi, f)
+            assert len(full) > 100
+            for limit in (1, 7, 100):
+                head = store.breakdown("task_name", lo, hi, f, limit=limit)
+                # (sums of floats may be added in another order: equal to 1e-9)
+                assert [_rounded(r) for r in head] == [_rounded(r) for r in full[:limit]]
+    finally:
+        store.close()
+
+
 def test_cover_pieces_tile_the_range() -> None:
     rng = random.Random(2)
     for _ in range(500):

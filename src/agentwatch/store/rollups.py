@@ -1451,8 +1451,12 @@ def raw_select(
     group: str | None,
     origin: int,
     width: int | None,
+    only: list[int] | None = None,
+    by_bin: bool = True,
 ) -> tuple[str, list[Any]]:
-    """SQL and parameters summing raw events per (group, latency bin)."""
+    """SQL and parameters summing raw events per (group, latency bin); with
+    `only`, of those group references alone; without `by_bin`, per group
+    (latency bin 0)."""
     p = "?" if conn.dialect.name == "sqlite" else "%s"
     cond, params = where
     cond = cond.replace("{p}", p)
@@ -1465,6 +1469,8 @@ def raw_select(
     if group in ("provider", "user_id", "session_id"):
         # As their rollups: only the events that have one (reference 0: none).
         cond += f" AND {REF_COLUMN[group]} <> 0"
+    if only is not None and group in REF_COLUMN:
+        cond += f" AND {REF_COLUMN[group]} IN ({', '.join(str(int(v)) for v in only)})"
     if width is not None:
         g = f"(ts - {int(origin)}) / {int(width)}"
     elif group in REF_COLUMN:
@@ -1475,7 +1481,11 @@ def raw_select(
         "count(*), sum(status), sum(cost_usd), sum(latency_ms), "
         "sum(input_tokens), sum(output_tokens)"
     )
-    if g is None:
+    if not by_bin:
+        sql = f"SELECT {g or 0}, 0, {sums} FROM events WHERE {cond}"
+        if g is not None:
+            sql += f" GROUP BY {g}"
+    elif g is None:
         sql = f"SELECT 0, latency_bin, {sums} FROM events WHERE {cond} GROUP BY latency_bin"
     else:
         sql = f"SELECT {g}, latency_bin, {sums} FROM events WHERE {cond} GROUP BY {g}, latency_bin"
