@@ -244,6 +244,23 @@ class Sampler(threading.Thread):
         self.join()
 
 
+def pg_tables(url: str) -> dict[str, dict[str, float]]:
+    """Per store table on PostgreSQL: its size with indexes (MB) and its live
+    and dead tuples (bloat shows as dead tuples that autovacuum leaves)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        rows = conn.execute(
+            "SELECT relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup "
+            "FROM pg_stat_user_tables WHERE relname IN ('events', 'rollups', 'names', "
+            "'rollup_raw', 'rollup_dirty')"
+        ).fetchall()
+    return {
+        name: {"mb": round(size / 2**20, 1), "live": live, "dead": dead}
+        for name, size, live, dead in rows
+    }
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -333,6 +350,7 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             time.sleep(0.25)
         catch_up = time.perf_counter() - t
         rss_quiet_kb = sum(_rss_kb(p) for p in [srv.proc.pid, *_children(srv.proc.pid)])
+        tables = pg_tables(db) if "://" in db else None
         ql = query_latency(srv.url, sh.agents[0], a.repeat)
     finally:
         srv.stop()
@@ -363,6 +381,7 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             "max_while_ingesting": round(max(sampler.rss or [0]) / 1024, 1),
             "after_ingest": round(rss_quiet_kb / 1024, 1),
         },
+        **({"postgresql_tables": tables} if tables else {}),
         "queries_during_ingest": during,
         "queries_after": {
             "worst_p95_ms": worst["p95_ms"],
