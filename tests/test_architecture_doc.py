@@ -29,7 +29,7 @@ def covered(module: str, rows: list[tuple[list[str], str]]) -> bool:
         if module in paths:
             return True
         for p in paths:
-            if p.endswith("/") and module.startswith(p) and f"`{module[len(p):]}`" in line:
+            if p.endswith("/") and module.startswith(p) and f"`{module[len(p) :]}`" in line:
                 return True
     return False
 

@@ -19,7 +19,8 @@ from agentwatch.server.validate import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store import rollups as ru
 from agentwatch.store.base import Filters
-from agentwatch.store.rollups import DAY_US, MINUTE_US, cover, decode_hist, encode_hist
+from agentwatch.store.rollups import DAY_US, MINUTE_US, cover
+from agentwatch.store.sketch import decode_hist, decode_many, encode_hist
 
 T0 = 1_780_000_000_000_000  # an arbitrary instant, microseconds
 HOUR = 3_600_000_000
@@ -319,7 +320,7 @@ def test_histogram_codec_round_trips() -> None:
         h = {rng.randrange(0, 2800): rng.randrange(1, 10**6) for _ in range(rng.randrange(0, 120))}
         blob = encode_hist(h)
         assert decode_hist(blob) == h and list(decode_hist(blob)) == sorted(h)
-        lens, _bins, counts = ru.decode_many([blob, blob])
+        lens, _bins, counts = decode_many([blob, blob])
         assert list(lens) == [len(h), len(h)] and int(counts.sum()) == 2 * sum(h.values())
 
 

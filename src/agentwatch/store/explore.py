@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, false, select, tuple_
 
 from agentwatch.store.codec import NameCache, decode, iso_from_us, pack_id, to_api, unpack_id
+from agentwatch.store.dialect import Backend, backend
 from agentwatch.store.tables import KIND_CODES, STATUS_CODES, STORED_COLUMNS, events
 
 c = events.c
@@ -91,7 +92,7 @@ class EventQuery:
 
 def _id_param(conn: Connection, value: str) -> str | bytes:
     """An id as the backend stores it (SQLite keeps canonical UUIDs as bytes)."""
-    return pack_id(value) if conn.dialect.name == "sqlite" else value
+    return pack_id(value) if backend(conn) is Backend.SQLITE else value
 
 
 def _conditions(conn: Connection, names: NameCache, q: EventQuery) -> list[ColumnElement[bool]]:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, inspect, text
 
 from agentwatch.store.codec import NameCache, encode, pack_id, unpack_id
+from agentwatch.store.dialect import Backend, backend, placeholder
 from agentwatch.store.sketch import latency_bin
 from agentwatch.store.tables import (
     FLAG_CLIENT_COST,
@@ -50,7 +51,7 @@ def _insert_logical(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert logical rows into the current events table (migrations only)."""
     from agentwatch.store.dialect import pg_copy_insert, sqlite_insert
 
-    sqlite = conn.dialect.name == "sqlite"
+    sqlite = backend(conn) is Backend.SQLITE
     stored = encode(conn, NameCache(), rows, pack=sqlite)
     if sqlite:
         sqlite_insert(conn, stored)
@@ -186,14 +187,14 @@ def _v6_layout(conn: Connection) -> None:
         if ix["name"]:
             conn.execute(text(f'DROP INDEX IF EXISTS "{ix["name"]}"'))
     conn.execute(text("ALTER TABLE events RENAME TO events_v5"))
-    if conn.dialect.name == "postgresql":
+    if backend(conn) is Backend.POSTGRESQL:
         # The old primary key's index and sequence keep their names; free them.
         conn.execute(text("ALTER TABLE events_v5 DROP CONSTRAINT IF EXISTS events_pkey"))
         conn.execute(text("ALTER SEQUENCE IF EXISTS events_seq_seq RENAME TO events_v5_seq_seq"))
     _current_tables(conn)
     cols = ", ".join(_V5_COLUMNS)
     last = -1
-    p = "?" if conn.dialect.name == "sqlite" else "%s"
+    p = placeholder(conn)
     while True:
         rows = conn.exec_driver_sql(
             f"SELECT seq, {cols} FROM events_v5 WHERE seq > {p} ORDER BY seq LIMIT {p}",
@@ -216,7 +217,7 @@ def _pg_rollup_storage(conn: Connection) -> None:
     HOT one (no index entry to add) and the old version is reclaimed by page
     pruning without waiting for a vacuum; autovacuum still runs early (2% of
     the table dead) so that the table never carries much dead weight."""
-    if conn.dialect.name != "postgresql":
+    if backend(conn) is not Backend.POSTGRESQL:
         return
     conn.execute(
         text(

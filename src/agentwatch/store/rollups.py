@@ -54,7 +54,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -63,7 +62,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal_column, select
 
-from agentwatch.store.dialect import insert_ignore, placeholder
+from agentwatch.store.dialect import insert_ignore, placeholder, upsert_rows
+from agentwatch.store.sketch import REC, decode_many
 from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, rollups, store_state
 
 MINUTE_US = 60_000_000
@@ -157,37 +157,6 @@ def current_from(now: int | None = None) -> int:
     """Start of the oldest day that is still folded in event by event."""
     n = now_us() if now is None else now
     return (n // DAY_US - CURRENT_DAYS) * DAY_US
-
-
-# -- histogram codec ----------------------------------------------------------
-# A histogram is stored as packed little-endian records of (uint16 bin,
-# uint32 count), bins ascending: 6 bytes per occupied bin. Records (rather
-# than all bins then all counts) let a query decode thousands of rows with one
-# numpy call on their concatenation.
-_PAIR = struct.Struct("<HI")
-REC = np.dtype([("b", "<u2"), ("c", "<u4")])
-
-
-def encode_hist(h: dict[int, int]) -> bytes:
-    flat: list[int] = []
-    for b in sorted(h):
-        flat.append(b)
-        flat.append(h[b])
-    return struct.pack("<" + "HI" * len(h), *flat)
-
-
-def decode_hist(blob: bytes | None) -> dict[int, int]:
-    if not blob:
-        return {}
-    return dict(_PAIR.iter_unpack(blob))
-
-
-def decode_many(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode many rows' histograms with one numpy call on their concatenation:
-    (records per row, bins, counts), the records in row order."""
-    lens = np.fromiter((len(x) // 6 for x in blobs), dtype=np.int64, count=len(blobs))
-    rec = np.frombuffer(b"".join(blobs), dtype=REC)
-    return lens, rec["b"].astype(np.int64), rec["c"].astype(np.int64)
 
 
 # -- folding ------------------------------------------------------------------
@@ -512,25 +481,12 @@ def _load_marks(conn: Connection, unit: int, stype: int, buckets: list[int]) -> 
     return {int(b): _RawMark(int(k), int(e), bool(m)) for b, k, e, m in conn.execute(q)}
 
 
+_MARK_COLS = ("unit", "stype", "bucket", "keys", "events", "many_keys")
+
+
 def _write_marks(conn: Connection, marks: list[tuple[int, int, int, int, int, int]]) -> None:
     """(unit, stype, bucket, keys, events, many_keys) rows into rollup_raw, replacing."""
-    if not marks:
-        return
-    p = placeholder(conn)
-    cols = "(unit, stype, bucket, keys, events, many_keys)"
-    vals = f"({', '.join(p for _ in range(6))})"
-    if conn.dialect.name == "sqlite":
-        sql = f"INSERT OR REPLACE INTO rollup_raw {cols} VALUES {vals}"
-    else:
-        sql = (
-            f"INSERT INTO rollup_raw {cols} VALUES {vals} ON CONFLICT (unit, stype, bucket) "
-            "DO UPDATE SET keys = excluded.keys, events = excluded.events, "
-            "many_keys = excluded.many_keys"
-        )
-    raw: Any = conn.connection.driver_connection
-    cur = raw.cursor()
-    cur.executemany(sql, marks)
-    cur.close()
+    upsert_rows(conn, "rollup_raw", _MARK_COLS, 3, marks)
 
 
 def _delete_buckets(conn: Connection, unit: int, stype: int, buckets: list[int]) -> None:
@@ -836,41 +792,7 @@ def _recount_bucket(
 
 
 def _upsert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    cols = ", ".join(_ROW_COLS)
-    if conn.dialect.name == "sqlite":
-        raw: Any = conn.connection.driver_connection
-        one = "(" + ", ".join("?" for _ in _ROW_COLS) + ")"
-        cur = raw.cursor()
-        i, total = 0, len(rows)
-        while i < total:
-            k = 256
-            while k > total - i:
-                k //= 2
-            sql = f"INSERT OR REPLACE INTO rollups ({cols}) VALUES " + ", ".join([one] * k)
-            cur.execute(sql, [x for r in rows[i : i + k] for x in r])
-            i += k
-        cur.close()
-        return
-    # PostgreSQL: COPY into a per-connection staging table, then one
-    # INSERT ... ON CONFLICT DO UPDATE from it (several times faster than an
-    # executemany of upserts for the tens of thousands of rows a build of
-    # wide traffic writes). The update keeps the key columns, so PostgreSQL
-    # can make it a HOT update in place (the table's fillfactor leaves room).
-    sets = ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLS[6:])
-    pg: Any = conn.connection.dbapi_connection
-    with pg.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS aw_rollup_stage ON COMMIT DELETE ROWS AS "
-            f"SELECT {cols} FROM rollups WITH NO DATA"
-        )
-        with cur.copy(f"COPY aw_rollup_stage ({cols}) FROM STDIN") as cp:
-            for r in rows:
-                cp.write_row(r)
-        cur.execute(
-            f"INSERT INTO rollups ({cols}) SELECT {cols} FROM aw_rollup_stage "
-            f"ON CONFLICT (unit, kind, stype, bucket, v1, v2) DO UPDATE SET {sets}"
-        )
-        cur.execute("TRUNCATE aw_rollup_stage")
+    upsert_rows(conn, "rollups", _ROW_COLS, 6, rows)
 
 
 # -- the watermark and dirty days --------------------------------------------
@@ -1457,7 +1379,7 @@ def raw_select(
     """SQL and parameters summing raw events per (group, latency bin); with
     `only`, of those group references alone; without `by_bin`, per group
     (latency bin 0)."""
-    p = "?" if conn.dialect.name == "sqlite" else "%s"
+    p = placeholder(conn)
     cond, params = where
     cond = cond.replace("{p}", p)
     if kind is not None:

@@ -27,7 +27,7 @@ from agentwatch.store.dialect import (
 )
 from agentwatch.store.keys import ApiKey
 from agentwatch.store.migrations import upgrade
-from agentwatch.store.sketch import percentiles_by_group
+from agentwatch.store.sketch import decode_many, percentiles_by_group
 from agentwatch.store.tables import (
     KIND_CODES,
     STATUS_CODES,
@@ -674,7 +674,7 @@ class _Gather:
         if self.want_hist:
             rows = conn.execute(select(gexpr, r.hist).where(*conds)).all()
             if rows:
-                lens, bins, counts = ru.decode_many([x[1] for x in rows])
+                lens, bins, counts = decode_many([x[1] for x in rows])
                 g = np.fromiter((x[0] for x in rows), np.int64, len(rows))
                 self.rec_g.append(np.repeat(g, lens))
                 self.rec_b.append(bins)
