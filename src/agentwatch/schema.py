@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -23,8 +23,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-KINDS = ("llm", "task", "tool")
-STATUSES = ("success", "error")
+# The two closed vocabularies, written once: the types for validation and
+# their values for everything else.
+Kind = Literal["llm", "task", "tool"]
+Status = Literal["success", "error"]
+KINDS: tuple[str, ...] = get_args(Kind)
+STATUSES: tuple[str, ...] = get_args(Status)
 
 # Bounds keep one hostile or buggy client from storing megabytes per field.
 MAX_NAME = 256
@@ -159,11 +163,11 @@ class Event(BaseModel):
     cost_usd: Annotated[float | None, Strict(), Field(ge=0, le=MAX_COST, allow_inf_nan=False)] = (
         None
     )
-    status: Literal["success", "error"] = "success"
+    status: Status = "success"
     error_message: Annotated[str | None, Field(max_length=MAX_ERROR), NoNul] = None
     timestamp: Timestamp = None
     metadata: dict[str, Any] | None = None
-    kind: Literal["llm", "task", "tool"] = "llm"
+    kind: Kind = "llm"
     trace_id: OptId = None
     parent_id: OptId = None
     provider: OptName = None

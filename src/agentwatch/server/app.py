@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from agentwatch._version import __version__
+from agentwatch.clock import DAY_US
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
 from agentwatch.server.api import events, explore, health, metrics, otlp, session, stream
@@ -228,7 +229,6 @@ def _announce(access: Access, settings: Settings) -> None:
 
 RETENTION_EVERY_S = 3600.0  # the cut moves a day at a time; hourly is prompt enough
 MAINTENANCE_EVERY_S = 600.0
-DAY_US = 86_400_000_000
 
 
 async def _maintenance(store: Store, retention_days: int) -> None:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,14 +61,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal_column, select
 
+from agentwatch.clock import DAY_US, HOUR_US, MINUTE_US, now_us
 from agentwatch.store.dialect import insert_ignore, placeholder, upsert_rows
 from agentwatch.store.sketch import REC, decode_many
 from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, rollups, store_state
 
-MINUTE_US = 60_000_000
 TEN_MINUTES_US = 600_000_000
-HOUR_US = 3_600_000_000
-DAY_US = 86_400_000_000
 
 # Unit codes and widths, finest first.
 MINUTE, TEN, HOUR, DAY = 0, 1, 2, 3
@@ -137,10 +134,6 @@ SERIES_BY_UNIT: dict[int, tuple[int, ...]] = {
 # (18,000 pairs) whole, and stops task names holding ids from turning every
 # event into rollup rows of its own.
 MAX_KEYS = 30_000
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def minute_floor(now: int | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -11,6 +10,7 @@ from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from agentwatch.clock import now_us
 from agentwatch.schema import epoch_us
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Filters
@@ -44,10 +44,6 @@ class FastJSON(Response):
 
     def render(self, content: object) -> bytes:
         return orjson.dumps(content)
-
-
-def now_us() -> int:
-    return int(time.time() * 1_000_000)
 
 
 def to_us(dt: datetime) -> int:

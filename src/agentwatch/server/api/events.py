@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from agentwatch.schema import Kind, Status
 from agentwatch.server.api.common import (
     AgentQ,
     FastJSON,
@@ -33,7 +34,7 @@ MAX_LIMIT = 1000  # a page bigger than this is a job for export, not for the que
 MAX_OFFSET = 10**12
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BatchError(413, f"request body is {declared} bytes; the limit is {limit}")
@@ -75,7 +76,7 @@ async def ingest(request: Request) -> Any:
     """
     st = state(request)
     try:
-        body = await _read_body(request, st.settings.max_body_bytes)
+        body = await read_body(request, st.settings.max_body_bytes)
         # A fast path for plainly valid batches, else pydantic (same rows, same errors).
         rows, count = batch_rows(body, st.settings.max_batch_events, st.prices)
     except BatchError as e:
@@ -140,8 +141,8 @@ async def list_events(
     agent_name: AgentQ = None,
     task_name: TaskQ = None,
     model: ModelQ = None,
-    status: Literal["success", "error"] | None = None,
-    kind: Literal["llm", "task", "tool"] | None = None,
+    status: Status | None = None,
+    kind: Kind | None = None,
     trace_id: Annotated[str | None, Query(max_length=128)] = None,
     parent_id: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")] = None,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from agentwatch.clock import MINUTE_US
 from agentwatch.schema import MIN_TIMESTAMP_US
 from agentwatch.server.api.common import (
     AgentQ,
@@ -30,7 +31,6 @@ from agentwatch.store.base import DIMENSIONS
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
-MINUTE_US = 60_000_000
 # Auto bucket widths in minutes: each divides a day (or is a whole number of
 # days), so buckets line up with UTC hours and midnights.
 NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)

@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agentwatch.otlp.decode import DecodeError, decode_json, decode_protobuf
 from agentwatch.otlp.mapping import Mapper
 from agentwatch.server.api.common import state
-from agentwatch.server.api.events import _read_body
+from agentwatch.server.api.events import read_body
 from agentwatch.server.auth import OWN_CONTENT_TYPE
 from agentwatch.server.ingest import StorageUnavailable
 from agentwatch.server.validate import BatchError, to_rows
@@ -127,7 +127,7 @@ async def export_traces(request: Request) -> Response:
     limit = st.settings.max_body_bytes
     try:
         try:
-            body = await _read_body(request, limit)
+            body = await read_body(request, limit)
         except BatchError as e:
             raise _Fail(e.status, e.message) from None
         if encoding in ("gzip", "deflate"):
