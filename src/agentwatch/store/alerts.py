@@ -43,6 +43,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -456,10 +457,11 @@ def commit_evaluation(engine: Engine, holder: str, ttl_us: int, updates: list[St
         if not n:
             return False
         live = {int(i) for (i,) in conn.execute(select(alert_rules.c.id))}
-        for u in updates:
-            if u.rule_id not in live:  # deleted meanwhile
-                continue
-            vals = {
+        have = {int(i) for (i,) in conn.execute(select(alert_state.c.rule_id))}
+        todo = [u for u in updates if u.rule_id in live]
+        rows = [
+            {
+                "rid": u.rule_id,
                 "state": u.state,
                 "value": u.value,
                 "evaluated_at": u.now,
@@ -468,34 +470,50 @@ def commit_evaluation(engine: Engine, holder: str, ttl_us: int, updates: list[St
                 "last_firing_at": u.last_firing_at,
                 "last_resolved_at": u.last_resolved_at,
             }
-            done = conn.execute(
-                update(alert_state).where(alert_state.c.rule_id == u.rule_id).values(**vals)
-            ).rowcount
-            if not done:
-                conn.execute(insert(alert_state).values(rule_id=u.rule_id, **vals))
+            for u in todo
+        ]
+        old = [r for r in rows if r["rid"] in have]
+        new = [r for r in rows if r["rid"] not in have]
+        # One statement for all (executemany): a thousand rules are one round trip.
+        if old:
+            vals: dict[str, Any] = {k: bindparam(k) for k in rows[0] if k != "rid"}
+            conn.execute(
+                update(alert_state).where(alert_state.c.rule_id == bindparam("rid")).values(vals),
+                old,
+            )
+        if new:
+            conn.execute(insert(alert_state), [{"rule_id": r.pop("rid"), **r} for r in new])
+        hist: list[dict[str, Any]] = []
+        for u in todo:
             if u.prev_state != u.state:
-                conn.execute(
-                    insert(alert_history).values(
-                        rule_id=u.rule_id,
-                        ts=u.now,
-                        event="state",
-                        state=u.state,
-                        prev_state=u.prev_state,
-                        value=u.value,
-                    )
+                hist.append(
+                    {
+                        "rule_id": u.rule_id,
+                        "ts": u.now,
+                        "event": "state",
+                        "state": u.state,
+                        "prev_state": u.prev_state,
+                        "value": u.value,
+                        "outcome": None,
+                        "detail": None,
+                    }
                 )
             if u.deferred:
-                conn.execute(
-                    insert(alert_history).values(
-                        rule_id=u.rule_id,
-                        ts=u.now,
-                        event="delivery",
-                        state=u.deferred,
-                        value=u.value,
-                        outcome="deferred",
-                        detail="held back: the same notification went out within the window",
-                    )
+                hist.append(
+                    {
+                        "rule_id": u.rule_id,
+                        "ts": u.now,
+                        "event": "delivery",
+                        "state": u.deferred,
+                        "prev_state": None,
+                        "value": u.value,
+                        "outcome": "deferred",
+                        "detail": "held back: the same notification went out within the window",
+                    }
                 )
+        if hist:
+            conn.execute(insert(alert_history), hist)
+        for u in todo:
             for kind, body in u.send:
                 _queue(conn, u.rule_id, kind, body, u.now)
     return True

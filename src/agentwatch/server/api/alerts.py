@@ -144,10 +144,13 @@ async def create(request: Request, body: AlertIn) -> Any:
 
 @router.get("", summary="Every alert rule with its state and last value")
 async def list_rules(request: Request) -> Any:
-    rules = await run_in_threadpool(state(request).store.list_alerts)
+    st = state(request)
+    rules = await run_in_threadpool(st.store.list_alerts)
     return {
         "alerts": [rule_out(r) for r in rules],
         "firing": sum(r.state == "firing" for r in rules),
+        # Whether this server holds the evaluator lease (one server evaluates).
+        "evaluating_here": bool(st.evaluator is not None and st.evaluator.leader),
     }
 
 
