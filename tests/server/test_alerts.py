@@ -129,7 +129,7 @@ def test_each_metric_fires_and_resolves_with_the_right_value(
         assert got["value"] == pytest.approx(want), name
         assert got["alert"]["metric"] == metric and got["alert"]["filters"] == {"agent_name": agent}
         assert f"agent_name={agent}" in got["text"] and name in got["text"]
-        assert got["dashboard_url"].endswith(f"/#alerts/{ids[name]}")
+        assert got["dashboard_url"].endswith(f"/?view=alerts&alert={ids[name]}")
         assert states[name]["state"] == "firing"
         assert states[name]["value"] == pytest.approx(want)
     assert receiver.bodies("r-cost")[0]["text"] == (

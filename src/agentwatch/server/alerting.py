@@ -241,7 +241,7 @@ def payload(
         "value": value,
         "timestamp": datetime.fromtimestamp(now / US, UTC).isoformat(),
         "text": sentence(rule, kind, value),
-        "dashboard_url": f"{base_url.rstrip('/')}/#alerts/{rule.id}",
+        "dashboard_url": f"{base_url.rstrip('/')}/?view=alerts&alert={rule.id}",
     }
     if repeat:
         body["repeat"] = True
