@@ -451,7 +451,9 @@ def commit_evaluation(engine: Engine, holder: str, ttl_us: int, updates: list[St
     with _write(engine) as conn:
         n = conn.execute(
             update(alert_lease)
-            .where(lc.name == LEASE, lc.holder == holder, lc.expires_at >= now)
+            # Still ours if nobody took it over, even past its expiry (an
+            # evaluation slower than the lease): taking it changes the holder.
+            .where(lc.name == LEASE, lc.holder == holder)
             .values(expires_at=now + ttl_us)
         ).rowcount
         if not n:
@@ -642,11 +644,17 @@ def pending_deliveries(engine: Engine) -> int:
         )
 
 
+HISTORY_KEEP_US = 90 * 86_400 * 1_000_000
+
+
 def prune_deliveries(engine: Engine, before_us: int) -> int:
     """Drop finished deliveries queued before `before_us` (their attempts
-    stay in the history)."""
+    stay in the history), and history entries older than 90 days."""
     d = alert_deliveries.c
     with _write(engine) as conn:
+        conn.execute(
+            delete(alert_history).where(alert_history.c.ts < ru.now_us() - HISTORY_KEEP_US)
+        )
         return int(
             conn.execute(
                 delete(alert_deliveries).where(
