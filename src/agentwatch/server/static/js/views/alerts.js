@@ -178,7 +178,9 @@ export class AlertsView {
     if (!this.rules.length) {
       replace(this.list, h("p", { class: "muted", id: "alerts-empty" }, "No alert rules yet. Create one: a budget on cost, a ceiling on error rate or latency, a guard against runaway loops."));
     } else {
-      const rows = this.rules.map((r) => this.row(r));
+      // Firing rules first, then by name (the server's order).
+      const firing = (r) => (r.state === "firing" ? 0 : 1);
+      const rows = [...this.rules].sort((a, b) => firing(a) - firing(b)).map((r) => this.row(r));
       replace(
         this.list,
         h(
