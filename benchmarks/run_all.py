@@ -74,6 +74,12 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],
         ["--clients", "5", "--rate", "200", "--seconds", "1"],
     ),
+    # Alerts: 1,000 rules evaluated over 1M events, and ingest beside the evaluator.
+    (
+        "alerts_eval.py",
+        ["--events", "1000000", "--rules", "1000"],
+        ["--events", "2000", "--rules", "50", "--repeat", "1", "--ingest", "1000"],
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""`agentwatch` command line: serve, demo, keys, prune, rebuild-rollups, migrate-db."""
+"""`agentwatch` command line: serve, demo, keys, alerts, prune, rebuild-rollups, migrate-db."""
 
 from __future__ import annotations
 
@@ -173,7 +173,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 # Settings that must be positive (HTTP limits, server/limits.py).
-LIMITS = ("max_header_bytes", "header_timeout", "body_timeout", "max_connections")
+LIMITS = (
+    "max_header_bytes",
+    "header_timeout",
+    "body_timeout",
+    "max_connections",
+    "alert_interval",
+    "alert_retry_base",
+    "alert_retry_for",
+)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -346,6 +354,73 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _us_when(us: int | None) -> str:
+    return "-" if us is None else _when(us // 1_000_000)
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    from agentwatch.server.alerting import fmt
+
+    store = _keys_store(args.db, create=False)
+    try:
+        rules = _store_call(args.db, store.list_alerts)
+    finally:
+        store.close()
+    if not rules:
+        print("no alert rules (create one with POST /api/alerts or in the dashboard)")
+        return 0
+    rows = [("NAME", "STATE", "VALUE", "RULE", "FILTERS", "EVALUATED")]
+    for r in rules:
+        rows.append(
+            (
+                r.name,
+                r.state or "pending",
+                "-" if r.value is None else fmt(r.metric, r.value),
+                f"{r.metric} {r.window} {r.operator} {fmt(r.metric, r.threshold)}",
+                ",".join(f"{k}={v}" for k, v in sorted(r.filters.items())) or "-",
+                _us_when(r.evaluated_at),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    """Queue a test notification for the rule and make its first attempt now;
+    if that fails, a running server retries it like any other."""
+    from agentwatch.server.alerting import deliver_one, now_us, payload
+    from agentwatch.server.settings import SETTINGS, env_default
+
+    defaults = {s.name: env_default(s) for s in SETTINGS}
+    store = _keys_store(args.db, create=False)
+    try:
+        r = _store_call(args.db, store.get_alert, None, args.name)
+        if r is None:
+            raise CliError(f"no alert rule named {args.name!r} (see `agentwatch alerts list`)")
+        base = args.public_url or defaults["public_url"] or "http://localhost:8787"
+        body = payload(r, "test", r.value, now_us(), base)
+        did = _store_call(args.db, store.queue_alert_delivery, r.id, "test", body)
+        claimed = _store_call(args.db, store.claim_alert_deliveries, 1, 30_000_000, did)
+        if not claimed:
+            print(f"queued test notification {did}; a server delivers it")
+            return 0
+        outcome = deliver_one(
+            store, claimed[0], defaults["alert_retry_base"], defaults["alert_retry_for"]
+        )
+        hist = _store_call(args.db, store.alert_history, r.id, 1)
+    finally:
+        store.close()
+    detail = hist[0]["detail"] if hist else ""
+    print(f"test notification to {r.webhook_url}: {outcome} ({detail})")
+    if outcome == "delivered":
+        return 0
+    if outcome == "retry":
+        print("a running server retries it (see the rule's history)")
+    return 1
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -416,6 +491,30 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("name")
     _add_settings(kr, ("db",))
     kr.set_defaults(func=cmd_keys_revoke)
+    al = sub.add_parser(
+        "alerts",
+        help="List alert rules, send a test notification",
+        description="Alert rules of the store at --db (the same database as `agentwatch "
+        "serve`, which may be running). Rules are made over the API or in the dashboard. "
+        "See docs/alerts.md.",
+    )
+    al_sub = al.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    all_ = al_sub.add_parser(
+        "list",
+        help="List rules with their state and last value",
+        description="List alert rules: state, last value, rule, filters, last evaluation.",
+    )
+    _add_settings(all_, ("db",))
+    all_.set_defaults(func=cmd_alerts_list)
+    alt = al_sub.add_parser(
+        "test",
+        help="Send a test notification to a rule's webhook",
+        description="POST a notification with state `test` to the rule's webhook now "
+        "(signed with its secret) and print the outcome; recorded in the rule's history.",
+    )
+    alt.add_argument("name", help="the rule's name")
+    _add_settings(alt, ("db", "public_url"))
+    alt.set_defaults(func=cmd_alerts_test)
     mig = sub.add_parser(
         "migrate-db",
         help="Copy a store into another (e.g. SQLite into PostgreSQL)",

@@ -24,7 +24,8 @@ from agentwatch._version import __version__
 from agentwatch.clock import DAY_US
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, explore, health, metrics, otlp, session, stream
+from agentwatch.server.alerting import Deliverer, Evaluator
+from agentwatch.server.api import alerts, events, explore, health, metrics, otlp, session, stream
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.guard import QueryGuard
@@ -89,6 +90,19 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
     )
+    # Alerts (issue 13): both loops are threads of their own, never on the
+    # event loop nor the writer; delivery runs on every server, evaluation on
+    # the one holding the lease.
+    deliverer = Deliverer(
+        store,
+        min(1.0, settings.alert_interval),
+        settings.alert_retry_base,
+        settings.alert_retry_for,
+    )
+    evaluator = Evaluator(
+        store, settings.alert_interval, settings.dashboard_url, on_queued=deliverer.wake
+    )
+    st.evaluator = evaluator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,10 +123,14 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
+        deliverer.start()
+        evaluator.start()
         try:
             yield
         finally:
             upkeep.cancel()
+            await asyncio.to_thread(evaluator.stop)
+            await asyncio.to_thread(deliverer.stop)
             if keys_task is not None:
                 keys_task.cancel()
                 if access.keys.any:
@@ -177,7 +195,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_list,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             max_age=600,
         )
@@ -189,6 +207,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         session.router,
         otlp.router,
         explore.router,
+        alerts.router,
     ):
         app.include_router(r)
 

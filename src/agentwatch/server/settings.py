@@ -70,6 +70,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header_timeout", float, 10.0, "Seconds to send a complete request header"),
     Setting("body_timeout", float, 10.0, "Seconds a request body may pause between reads"),
     Setting("max_connections", int, 1000, "Most open connections; past it the oldest idle closes"),
+    Setting("alert_interval", float, 30.0, "Seconds between two evaluations of the alert rules"),
+    Setting(
+        "alert_retry_base",
+        float,
+        10.0,
+        "Seconds before the first retry of a failed alert delivery (doubling, with jitter)",
+    ),
+    Setting("alert_retry_for", float, 600.0, "Seconds an alert delivery is retried before failing"),
+    Setting(
+        "public_url",
+        str,
+        "",
+        "The dashboard's address for links in alert notifications (default http://HOST:PORT)",
+    ),
 )
 
 
@@ -91,6 +105,17 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 1000
+    alert_interval: float = 30.0
+    alert_retry_base: float = 10.0
+    alert_retry_for: float = 600.0
+    public_url: str = ""
+
+    @property
+    def dashboard_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def cors_list(self) -> list[str]:

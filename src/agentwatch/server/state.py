@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from agentwatch.pricing import PriceBook
 from agentwatch.server.broadcast import Broadcaster
@@ -20,3 +21,4 @@ class AppState:
     writer: Writer
     broadcaster: Broadcaster
     loop: asyncio.AbstractEventLoop | None = None
+    evaluator: Any = None  # server/alerting.Evaluator

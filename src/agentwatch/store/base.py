@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
     from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
 
@@ -175,3 +176,50 @@ class Store(Protocol):
     def revoke_key(self, name: str) -> bool: ...
 
     def touch_keys(self, used: dict[str, int]) -> None: ...
+
+    # -- alerts (issue 13) --
+    def add_alert(self, values: dict[str, Any]) -> int:
+        """Store a new rule (raises store.alerts.RuleExists for a taken name)."""
+        ...
+
+    def list_alerts(self) -> list[AlertRule]: ...
+
+    def get_alert(
+        self, rule_id: int | None = None, name: str | None = None
+    ) -> AlertRule | None: ...
+
+    def update_alert(self, rule_id: int, values: dict[str, Any]) -> bool: ...
+
+    def delete_alert(self, rule_id: int) -> bool: ...
+
+    def alert_history(self, rule_id: int, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
+        """The LLM-call part of `summary` (same pre-aggregates, same code):
+        requests, errors, cost, tokens, latency percentiles."""
+        ...
+
+    def max_calls_per_run(self, start_us: int, end_us: int, f: Filters) -> int | None:
+        """Most LLM calls one run made in [start, end] (minute resolution),
+        from the calls-per-run pre-aggregate; None when none matched."""
+        ...
+
+    def take_alert_lease(self, holder: str, ttl_us: int) -> bool: ...
+
+    def release_alert_lease(self, holder: str) -> None: ...
+
+    def commit_alert_evaluation(
+        self, holder: str, ttl_us: int, updates: list[StateUpdate]
+    ) -> bool: ...
+
+    def queue_alert_delivery(self, rule_id: int, kind: str, body: str) -> int: ...
+
+    def claim_alert_deliveries(
+        self, limit: int, claim_us: int, only: int | None = None
+    ) -> list[Delivery]: ...
+
+    def record_alert_attempt(
+        self, delivery: Delivery, outcome: str, detail: str, next_at: int | None
+    ) -> None: ...
+
+    def prune_alert_data(self) -> int: ...

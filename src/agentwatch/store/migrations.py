@@ -234,6 +234,14 @@ def _v10_api_keys(conn: Connection) -> None:
     create_table(conn)
 
 
+def _v11_alerts(conn: Connection) -> None:
+    """Alerts (issue 13): rules, state, history, deliveries, calls per run
+    (store/alerts.py)."""
+    from agentwatch.store.alerts import create_tables
+
+    create_tables(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _superseded),
@@ -242,6 +250,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "SQLite: UUID ids stored as 16 bytes", _superseded),
     (6, "names dictionary, (ts, id) key, rollups by series, deferred building", _v6_layout),
     (10, "API keys: name, scope, secret hash, last use", _v10_api_keys),
+    (11, "alerts: rules, state, history, deliveries, LLM calls per run", _v11_alerts),
 ]
 
 LATEST = max(v for v, _, _ in MIGRATIONS)

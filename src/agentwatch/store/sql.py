@@ -10,8 +10,9 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import OperationalError
 
-from agentwatch.store import keys
+from agentwatch.store import alerts, keys
 from agentwatch.store import rollups as ru
+from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
 from agentwatch.store.codec import NameCache, decode, encode, pack_id, to_api, unpack_id
 from agentwatch.store.dialect import (
@@ -597,6 +598,74 @@ class SqlStore:
 
     def touch_keys(self, used: dict[str, int]) -> None:
         keys.touch(self.engine, used)
+
+    # -- alerts (issue 13) --
+    # Thin delegations to store/alerts.py; see that module for the tables.
+    def add_alert(self, values: dict[str, Any]) -> int:
+        return alerts.add_rule(self.engine, values)
+
+    def list_alerts(self) -> list[AlertRule]:
+        return alerts.list_rules(self.engine)
+
+    def get_alert(self, rule_id: int | None = None, name: str | None = None) -> AlertRule | None:
+        return alerts.get_rule(self.engine, rule_id, name)
+
+    def update_alert(self, rule_id: int, values: dict[str, Any]) -> bool:
+        return alerts.update_rule(self.engine, rule_id, values)
+
+    def delete_alert(self, rule_id: int) -> bool:
+        return alerts.delete_rule(self.engine, rule_id)
+
+    def alert_history(self, rule_id: int, limit: int = 200) -> list[dict[str, Any]]:
+        return alerts.history(self.engine, rule_id, limit)
+
+    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
+        """The LLM-call half of `summary`, by the same _collect."""
+        with self.engine.connect() as conn:
+            llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
+        p50, p95 = llm.pct
+        return Summary(
+            requests=llm.n,
+            errors=llm.errors,
+            cost=llm.cost,
+            latency_sum=llm.latency_sum,
+            input_tokens=llm.input_tokens,
+            output_tokens=llm.output_tokens,
+            p50=p50,
+            p95=p95,
+        )
+
+    def max_calls_per_run(self, start_us: int, end_us: int, f: Filters) -> int | None:
+        flt = {d: getattr(f, d) for d in DIMENSIONS if getattr(f, d) is not None}
+        with self.engine.connect() as conn:
+            return alerts.max_calls_per_run(conn, self.names, start_us, end_us, flt)
+
+    def take_alert_lease(self, holder: str, ttl_us: int) -> bool:
+        return alerts.take_lease(self.engine, holder, ttl_us)
+
+    def release_alert_lease(self, holder: str) -> None:
+        alerts.release_lease(self.engine, holder)
+
+    def commit_alert_evaluation(self, holder: str, ttl_us: int, updates: list[StateUpdate]) -> bool:
+        return alerts.commit_evaluation(self.engine, holder, ttl_us, updates)
+
+    def queue_alert_delivery(self, rule_id: int, kind: str, body: str) -> int:
+        return alerts.queue_delivery(self.engine, rule_id, kind, body)
+
+    def claim_alert_deliveries(
+        self, limit: int, claim_us: int, only: int | None = None
+    ) -> list[Delivery]:
+        return alerts.claim_deliveries(self.engine, limit, claim_us, only)
+
+    def record_alert_attempt(
+        self, delivery: Delivery, outcome: str, detail: str, next_at: int | None
+    ) -> None:
+        alerts.record_attempt(self.engine, delivery, outcome, detail, next_at)
+
+    def prune_alert_data(self) -> int:
+        """calls-per-run rows past a month, finished deliveries past a day."""
+        n = alerts.prune_run_calls(self.engine)
+        return n + alerts.prune_deliveries(self.engine, ru.now_us() - 86_400_000_000)
 
 
 class _Acc:

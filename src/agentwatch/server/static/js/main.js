@@ -16,6 +16,7 @@ import { hasFilters, onChange, openExplorer, openSession, setOpen, setRange, sta
 import { Explorer } from "./views/explorer.js";
 import { Overview, REFRESH_MS } from "./views/overview.js";
 import { SessionView } from "./views/session.js";
+import { AlertBanner, AlertsView } from "./views/alerts.js";
 
 const root = document.documentElement;
 // Data counts as stale when it could not be refreshed for this long, or the
@@ -89,10 +90,12 @@ const detail = new Detail($("#detail"), {
   onUser: (user) => openExplorer({ user_id: user }),
   onSession: (sid) => openSession(sid),
 });
+const alertBanner = new AlertBanner();
 const VIEWS = {
   overview: new Overview({ detail, live, status: freshness }),
   explore: new Explorer({ detail, live, status: freshness }),
   session: new SessionView({ detail, status: freshness }),
+  alerts: new AlertsView({ banner: alertBanner, status: freshness }),
 };
 let current = null;
 
@@ -155,6 +158,7 @@ paintHeader();
 await authReady; // signed in, or no key needed (js/auth.js)
 showView(state.view);
 live.connect();
+alertBanner.start();
 if (state.open) detail.openById(state.open);
 
 // For tests and the benchmark.

@@ -6,7 +6,7 @@
 
 import { span } from "./format.js";
 
-export const VIEWS = ["overview", "explore", "session"];
+export const VIEWS = ["overview", "explore", "session", "alerts"];
 export const RANGES = ["1h", "24h", "7d", "30d", "all"];
 export const RANGE_MS = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000, all: null };
 export const RANGE_LABELS = { "1h": "1 h", "24h": "24 h", "7d": "7 d", "30d": "30 d", all: "all time" };
