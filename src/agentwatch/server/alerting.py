@@ -51,6 +51,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from agentwatch.clock import now_us
 from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
 from agentwatch.store.base import Filters, Store, Summary
 
@@ -90,10 +91,6 @@ CALENDAR_HOLD_S = 3600
 SIGNATURE_HEADER = "X-AgentWatch-Signature"
 SEND_TIMEOUT_S = 10.0
 US = 1_000_000
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def window_range(window: str, now: int) -> tuple[int, int]:

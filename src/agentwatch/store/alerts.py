@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from agentwatch.clock import now_us
 from agentwatch.store import rollups as ru
 from agentwatch.store.codec import NameCache
 from agentwatch.store.tables import KIND_CODES, metadata
@@ -225,7 +226,7 @@ def create_tables(conn: Connection) -> None:
     conn.execute(delete(alert_run_calls))
     w = ru.get_watermark(conn)
     if w:
-        _fold(conn, 0, w, ru.now_us() - RUN_CALLS_KEEP_US)
+        _fold(conn, 0, w, now_us() - RUN_CALLS_KEEP_US)
 
 
 def _fold(conn: Connection, after: int, upto: int, min_ts: int | None = None) -> None:
@@ -320,7 +321,7 @@ def _rule_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_rule(engine: Engine, values: dict[str, Any]) -> int:
-    now = ru.now_us()
+    now = now_us()
     try:
         with _write(engine) as conn:
             res = conn.execute(
@@ -339,7 +340,7 @@ def update_rule(engine: Engine, rule_id: int, values: dict[str, Any]) -> bool:
             n = conn.execute(
                 update(alert_rules)
                 .where(alert_rules.c.id == rule_id)
-                .values(**_rule_values(values), updated_at=ru.now_us())
+                .values(**_rule_values(values), updated_at=now_us())
             ).rowcount
     except IntegrityError:
         raise RuleExists(values.get("name", "")) from None
@@ -371,7 +372,7 @@ def history(engine: Engine, rule_id: int, limit: int = 200) -> list[dict[str, An
 def take_lease(engine: Engine, holder: str, ttl_us: int) -> bool:
     """Hold (or renew) the evaluator lease until now + ttl; False while another
     server holds an unexpired one."""
-    now = ru.now_us()
+    now = now_us()
     c = alert_lease.c
     with _write(engine) as conn:
         n = conn.execute(
@@ -435,7 +436,7 @@ def max_calls_per_run(
 
 
 def prune_run_calls(engine: Engine, now: int | None = None) -> int:
-    cut = (ru.now_us() if now is None else now) - RUN_CALLS_KEEP_US
+    cut = (now_us() if now is None else now) - RUN_CALLS_KEEP_US
     with _write(engine) as conn:
         return int(
             conn.execute(delete(alert_run_calls).where(alert_run_calls.c.bucket < cut)).rowcount
@@ -446,7 +447,7 @@ def commit_evaluation(engine: Engine, holder: str, ttl_us: int, updates: list[St
     """Write one evaluation's states, history and queued notifications, if
     `holder` still holds the lease (renewed in the same transaction); False
     (nothing written) if it lost it."""
-    now = ru.now_us()
+    now = now_us()
     lc = alert_lease.c
     with _write(engine) as conn:
         n = conn.execute(
@@ -540,7 +541,7 @@ def _queue(conn: Connection, rule_id: int, kind: str, body: str, now: int) -> in
 
 def queue_delivery(engine: Engine, rule_id: int, kind: str, body: str) -> int:
     with _write(engine) as conn:
-        return _queue(conn, rule_id, kind, body, ru.now_us())
+        return _queue(conn, rule_id, kind, body, now_us())
 
 
 # -- delivery -------------------------------------------------------------------
@@ -551,7 +552,7 @@ def claim_deliveries(
 ) -> list[Delivery]:
     """Claim up to `limit` due deliveries for `claim_us` (no other worker
     takes them meanwhile); each comes with its rule's current URL and secret."""
-    now = ru.now_us()
+    now = now_us()
     d = alert_deliveries.c
     r = alert_rules.c
     free = or_(d.claimed_until.is_(None), d.claimed_until < now)
@@ -601,7 +602,7 @@ def record_attempt(
     next_at: int | None,
 ) -> None:
     """One attempt's outcome: delivered, retry (at next_at) or failed."""
-    now = ru.now_us()
+    now = now_us()
     d = alert_deliveries.c
     attempt = delivery.attempts + 1
     status = {"delivered": "delivered", "failed": "failed"}.get(outcome, "pending")
@@ -652,9 +653,7 @@ def prune_deliveries(engine: Engine, before_us: int) -> int:
     stay in the history), and history entries older than 90 days."""
     d = alert_deliveries.c
     with _write(engine) as conn:
-        conn.execute(
-            delete(alert_history).where(alert_history.c.ts < ru.now_us() - HISTORY_KEEP_US)
-        )
+        conn.execute(delete(alert_history).where(alert_history.c.ts < now_us() - HISTORY_KEEP_US))
         return int(
             conn.execute(
                 delete(alert_deliveries).where(
