@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentwatch.server.alerting import now_us, payload
+from agentwatch.clock import now_us
+from agentwatch.server.alerting import payload
 from agentwatch.server.api.common import iso_us, run_in_threadpool, state
 from agentwatch.server.auth import requires
 from agentwatch.store.alerts import AlertRule, RuleExists
