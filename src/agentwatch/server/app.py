@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -27,13 +26,12 @@ from agentwatch.schema import EventBatch
 from agentwatch.server.alerting import Deliverer, Evaluator
 from agentwatch.server.api import alerts, events, explore, health, metrics, otlp, session, stream
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
-from agentwatch.server.broadcast import Broadcaster
+from agentwatch.server.broadcast import Broadcaster, LiveFeed
 from agentwatch.server.guard import QueryGuard
 from agentwatch.server.ingest import Writer
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Store, error_line
-from agentwatch.store.codec import to_api
 
 log = logging.getLogger("agentwatch.server")
 
@@ -44,48 +42,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     """Build the app around an open (migrated) store. The caller closes the store."""
     broadcaster = Broadcaster(settings.sse_buffer)
 
-    tailing = False  # PostgreSQL: the stream comes from the table (store/pgtail.py)
-
-    def on_commit(rows: list[tuple[Any, ...]]) -> None:
-        # Runs on the writer thread. Serialise only when someone is listening.
-        if tailing or not broadcaster.active or not rows:
-            return
-        publish(rows)
-
-    def publish(rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        msgs = ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in rows]
-        loop = st.loop
-        if loop is not None:
-            loop.call_soon_threadsafe(broadcaster.publish, msgs)
-
-    # The tail may bring thousands of rows at once (several commits, from every
-    # server). Handed over in one piece they would overflow a healthy client's
-    # buffer (--sse-buffer) and get it dropped as if it had stalled, so they go
-    # in slices, each published and followed by one turn of the event loop for
-    # the streams to drain it before the next. Rows wait in the database, not
-    # in memory; a client that really stalls is still dropped.
-    tail_slice = max(1, min(256, settings.sse_buffer // 4))
-
-    async def deliver(msgs: list[str]) -> None:
-        broadcaster.publish(msgs)
-        await asyncio.sleep(0.001)
-
-    def publish_paced(rows: list[tuple[Any, ...]]) -> None:
-        loop = st.loop
-        if loop is None or loop.is_closed():
-            return
-        for i in range(0, len(rows), tail_slice):
-            part = rows[i : i + tail_slice]
-            msgs = ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in part]
-            fut = asyncio.run_coroutine_threadsafe(deliver(msgs), loop)
-            try:
-                fut.result(timeout=5)
-            except Exception:  # shutting down, or a stuck loop: do not wait forever
-                return
-
-    writer = Writer(store, on_commit)
+    feed = LiveFeed(broadcaster, settings.sse_buffer)
+    writer = Writer(store, feed.on_commit)
     access = Access(store, settings.auth, settings.allowed_hosts, settings.host, STATIC_DIR)
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
@@ -106,7 +64,6 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal tailing
         st.loop = asyncio.get_running_loop()
         # Keys are in memory before the first request; then reloaded every
         # few seconds, so `agentwatch keys` changes reach every server.
@@ -116,9 +73,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         keys_task = asyncio.create_task(access.keys.run()) if access.on else None
         # With a shared database every server streams what any of them
         # committed, read back in commit order; with SQLite, its own commits.
-        tailing = await asyncio.to_thread(
-            store.start_tail, publish_paced, lambda: broadcaster.active
-        )
+        await feed.start(store)
         writer.start()
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -135,8 +90,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
                 keys_task.cancel()
                 if access.keys.any:
                     await asyncio.to_thread(access.keys.flush)  # last-used times
-            broadcaster.close_all()
-            await asyncio.to_thread(store.stop_tail)
+            await feed.stop(store)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
             await asyncio.to_thread(writer.stop)
 

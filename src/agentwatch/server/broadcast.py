@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+
+from agentwatch.store.codec import to_api
 
 log = logging.getLogger("agentwatch.stream")
 
@@ -86,3 +92,74 @@ class Broadcaster:
         for sub in list(self.subscribers):
             sub.close()
         self.subscribers.clear()
+
+
+def sse_messages(rows: list[tuple[Any, ...]]) -> list[str]:
+    """Stored or logical rows as Server-Sent-Events messages, one per event:
+    the one place that writes the stream's line format."""
+    return ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in rows]
+
+
+class _Tailing(Protocol):
+    def start_tail(
+        self, publish: Callable[[list[tuple[Any, ...]]], None], wanted: Callable[[], bool]
+    ) -> bool: ...
+
+    def stop_tail(self) -> None: ...
+
+
+class LiveFeed:
+    """Committed events to the live-stream clients: the writer's own commits
+    (SQLite: one process writes), or on PostgreSQL every server's commits
+    read back from the table in commit order (store/pgtail.py), paced.
+
+    `on_commit` runs on the writer thread, `publish_paced` on the tail's;
+    both hand messages to the Broadcaster on the event loop. Rows are
+    serialised only while someone is listening."""
+
+    def __init__(self, broadcaster: Broadcaster, buffer: int) -> None:
+        self.broadcaster = broadcaster
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.tailing = False
+        # The tail may bring thousands of rows at once (several commits, from
+        # every server). Handed over in one piece they would overflow a
+        # healthy client's buffer (--sse-buffer) and get it dropped as if it
+        # had stalled, so they go in slices, each published and followed by
+        # one turn of the event loop for the streams to drain it before the
+        # next. Rows wait in the database, not in memory; a client that
+        # really stalls is still dropped.
+        self.tail_slice = max(1, min(256, buffer // 4))
+
+    def on_commit(self, rows: list[tuple[Any, ...]]) -> None:
+        if self.tailing or not self.broadcaster.active or not rows:
+            return
+        loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self.broadcaster.publish, sse_messages(rows))
+
+    async def _deliver(self, msgs: list[str]) -> None:
+        self.broadcaster.publish(msgs)
+        await asyncio.sleep(0.001)
+
+    def publish_paced(self, rows: list[tuple[Any, ...]]) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        for i in range(0, len(rows), self.tail_slice):
+            msgs = sse_messages(rows[i : i + self.tail_slice])
+            fut = asyncio.run_coroutine_threadsafe(self._deliver(msgs), loop)
+            try:
+                fut.result(timeout=5)
+            except Exception:  # shutting down, or a stuck loop: do not wait forever
+                return
+
+    async def start(self, store: _Tailing) -> None:
+        """On the event loop, before the writer starts."""
+        self.loop = asyncio.get_running_loop()
+        self.tailing = await asyncio.to_thread(
+            store.start_tail, self.publish_paced, lambda: self.broadcaster.active
+        )
+
+    async def stop(self, store: _Tailing) -> None:
+        self.broadcaster.close_all()
+        await asyncio.to_thread(store.stop_tail)
