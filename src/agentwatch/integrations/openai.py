@@ -5,7 +5,13 @@ Patched (sync and async, so also the Azure clients, which share the resources):
 * ``chat.completions.create`` (the ``.stream()`` helper goes through it),
   ``chat.completions.parse`` (which does not);
 * ``responses.create`` (``responses.stream()`` goes through it), ``responses.parse``;
-* ``embeddings.create``.
+* ``embeddings.create``;
+* ``beta.responses.create`` / ``.parse`` (``beta.chat`` is the same resource
+  as ``chat``).
+
+``with_raw_response`` and ``with_streaming_response`` (client-level or per
+resource) call the patched method; the raw response they get back is
+measured through its ``parse()`` (``_wrap.observe_raw``).
 
 Token semantics: ``prompt_tokens``/``input_tokens`` already include cached
 tokens, so input is taken as reported; cached and cache-write counts come
@@ -200,6 +206,14 @@ def patch(patches: Patches) -> None:
         (embeddings.Embeddings, "create", emb, False),
         (embeddings.AsyncEmbeddings, "create", emb, True),
     ]
+    try:
+        from openai.resources.beta.responses import responses as beta_responses
+    except ImportError:  # older 3.x: no beta Responses
+        pass
+    else:
+        for name in ("create", "parse"):
+            targets.append((beta_responses.Responses, name, resp, False))
+            targets.append((beta_responses.AsyncResponses, name, resp, True))
     for owner, name, ep, is_async in targets:
         patches.wrap(
             owner,
