@@ -316,3 +316,53 @@ def test_anthropic_path(
     assert (ev["input_tokens"], ev["output_tokens"]) == (600, 40)
     assert (ev["cache_read_tokens"], ev["cache_write_tokens"]) == (200, 100)
     assert "usage_missing" not in ev["metadata"] and "partial" not in ev["metadata"]
+
+
+# -- the client's own post, as LiteLLM calls it -------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_openai_client_post(
+    mode: str,
+    stream: bool,
+    captured: Captured,
+    openai_client: Any,
+    async_openai_client: Any,
+    provider: FakeProvider,
+) -> None:
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": MSGS, "stream": stream}
+    sent = dict(body)
+    client = openai_client if mode == "sync" else async_openai_client
+    stream_cls = openai.Stream if mode == "sync" else openai.AsyncStream
+
+    async def go() -> str:
+        r = await aw(
+            client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletion,
+                stream=stream,
+                stream_cls=stream_cls[ChatCompletionChunk],
+            )
+        )
+        if not stream:
+            return str(r.choices[0].message.content)
+        return "".join(ch.choices[0].delta.content or "" for ch in await drain(r))
+
+    assert asyncio.run(go()) == "Hello!"
+    assert body == sent  # the caller's body is not changed in place
+    ev = captured.one()
+    assert (ev["model"], ev["input_tokens"], ev["output_tokens"]) == (OPENAI_MODEL, 100, 20)
+    assert "usage_missing" not in ev["metadata"]
+    if stream:
+        assert provider.requests[-1]["body"]["stream_options"] == {"include_usage": True}
+
+
+def test_resource_call_is_not_counted_again_by_post(captured: Captured, openai_client: Any) -> None:
+    openai_client.chat.completions.create(model="gpt-4o", messages=MSGS)
+    openai_client.responses.create(model="gpt-4o", input="hi")
+    assert [e["input_tokens"] for e in captured.llm()] == [100, 100]

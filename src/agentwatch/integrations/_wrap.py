@@ -19,6 +19,7 @@ wrapper does the rest, the same for every provider:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import time
@@ -35,6 +36,11 @@ from agentwatch.sdk.safety import internal_error
 
 Started = tuple[Call, StreamState | None]
 
+# True while a measured provider method runs: the lower-level request method
+# it calls (openai's client.post, patched for the frameworks that call it
+# directly, as LiteLLM does) must not count the same call again.
+INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("agentwatch_inside", default=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -42,8 +48,9 @@ class Endpoint:
 
     provider: str  # names the place in internal-error reports: "openai.result"
     # (sink, positional args incl. self, keyword args) -> the call, and the
-    # state to observe the stream with when one is requested. May add to kwargs.
-    begin: Callable[[Sink, tuple[Any, ...], dict[str, Any]], Started]
+    # state to observe the stream with when one is requested; None: this call
+    # is not measured (runs as the original). May add to kwargs.
+    begin: Callable[[Sink, tuple[Any, ...], dict[str, Any]], Started | None]
     # Emit the event of a result that is not a stream.
     record: Callable[[Call, Any], None]
 
@@ -156,11 +163,14 @@ def wrap_call(original: Callable[..., Any], endpoint: Endpoint, is_async: bool) 
         started = begin(args, kwargs)
         if started is None:
             return await original(*args, **kwargs)
+        token = INSIDE.set(True)
         try:
             result = await original(*args, **kwargs)
         except BaseException as exc:
             started[0].fail(exc)
             raise
+        finally:
+            INSIDE.reset(token)
         return done(started, result)
 
     @functools.wraps(original)
@@ -168,11 +178,14 @@ def wrap_call(original: Callable[..., Any], endpoint: Endpoint, is_async: bool) 
         started = begin(args, kwargs)
         if started is None:
             return original(*args, **kwargs)
+        token = INSIDE.set(True)
         try:
             result = original(*args, **kwargs)
         except BaseException as exc:
             started[0].fail(exc)
             raise
+        finally:
+            INSIDE.reset(token)
         return done(started, result)
 
     return async_wrapper if is_async else wrapper
