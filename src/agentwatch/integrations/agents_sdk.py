@@ -50,7 +50,10 @@ def patch(patches: Patches) -> None:
     """Add our processor to the SDK's trace provider, once per process."""
     if _registered:
         return
-    from agents import add_trace_processor
+    try:
+        from agents import add_trace_processor
+    except ImportError:
+        return  # a different package named "agents": not the OpenAI Agents SDK
 
     processor = make_processor()
     add_trace_processor(processor)
