@@ -118,3 +118,23 @@ def test_langchain_chain_inside_track(captured: Captured, server: HTTPFakeProvid
 
     app()
     assert [(name, len(calls)) for name, calls in grouped(captured)] == [("mine", 2)]
+
+
+def test_init_imports_no_framework_and_registers_on_import() -> None:
+    from tests.sdk.conftest import run_py
+
+    p = run_py(
+        """
+        import sys
+        import agentwatch
+        agentwatch.init(server_url="http://127.0.0.1:9", exporter=lambda evs: None)
+        assert not {"agents", "langchain_core", "openai", "anthropic"} & set(sys.modules)
+        import agents, langchain_core.tracers.context as ctx
+        from agentwatch.integrations import agents_sdk, langchain
+        assert len(agents_sdk._registered) == 1 and len(langchain._registered) == 1
+        assert any(var is langchain._registered[0] for var, *_ in ctx._configure_hooks)
+        print("ok")
+        """
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "ok"
