@@ -91,10 +91,46 @@ class FakeProvider:
             "completion_tokens_details": {"reasoning_tokens": u.reasoning},
         }
 
+    def _tool_call(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The first tool offered, called with {"x": 2}, unless a tool result came back."""
+        tools = body.get("tools") or []
+        messages = body.get("messages") or []
+        if not tools or (messages and messages[-1].get("role") == "tool"):
+            return None
+        name = tools[0].get("function", {}).get("name", "tool")
+        return {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"x": 2})},
+        }
+
     def _chat(self, body: dict[str, Any]) -> httpx2.Response:
         content = "".join(self.text)
         if body.get("response_format", {}).get("type") == "json_schema":
             content = json.dumps({"answer": 4})
+        tool_call = self._tool_call(body)
+        if tool_call is not None and not body.get("stream"):
+            return httpx2.Response(
+                200,
+                json={
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": OPENAI_MODEL,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": None,
+                                "tool_calls": [tool_call],
+                            },
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": self.chat_usage(),
+                },
+            )
         if not body.get("stream"):
             return httpx2.Response(
                 200,
@@ -124,8 +160,12 @@ class FakeProvider:
             }
 
         events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": t}) for t in self.text]
-        events.append(chunk({}, "stop"))
+        if tool_call is not None:
+            events.append(chunk({"tool_calls": [{"index": 0, **tool_call}]}))
+            events.append(chunk({}, "tool_calls"))
+        else:
+            events += [chunk({"content": t}) for t in self.text]
+            events.append(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(
                 {
@@ -442,3 +482,30 @@ class SilentServer:
         for c in self.conns:
             with contextlib.suppress(OSError):
                 c.close()
+
+
+class HTTPFakeProvider(LocalServer):
+    """The fake provider behind a real HTTP server, for code that builds its own clients.
+
+    Frameworks (LangChain, Pydantic AI, the Agents SDK, LlamaIndex, LiteLLM)
+    make their own openai / anthropic clients from a base URL: they are
+    pointed at `url` (OpenAI: `url + "/v1"`) and answered by `provider`.
+    """
+
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+
+        class Handler(JSONHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = httpx2.Request("POST", "http://fake" + self.path, content=raw)
+                response = provider.handle(request)
+                data = response.read()
+                self.send_response(response.status_code)
+                kind = response.headers.get("content-type", "application/json")
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        super().__init__(Handler)

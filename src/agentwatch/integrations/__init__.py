@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 
-from agentwatch.integrations import anthropic, openai
+from agentwatch.integrations import agents_sdk, anthropic, langchain, openai
 from agentwatch.integrations._patch import (
     ImportHook,
     Integration,
@@ -31,9 +31,15 @@ from agentwatch.sdk.safety import internal_error, log_once
 
 __all__ = ["INTEGRATIONS", "active_client", "instrument", "is_instrumented", "uninstrument"]
 
-# Every provider SDK we patch. A new provider: a module beside these with an
-# INTEGRATION, and one entry here.
-INTEGRATIONS: tuple[Integration, ...] = (openai.INTEGRATION, anthropic.INTEGRATION)
+# Every provider SDK we patch, then the frameworks whose run hooks we join
+# (they only group calls into runs; the calls are the providers'). A new one:
+# a module beside these with an INTEGRATION, and one entry here.
+INTEGRATIONS: tuple[Integration, ...] = (
+    openai.INTEGRATION,
+    anthropic.INTEGRATION,
+    agents_sdk.INTEGRATION,
+    langchain.INTEGRATION,
+)
 
 _patches = Patches()
 _hook = ImportHook()

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from agentwatch.otlp.overlap import otel_reports
-from agentwatch.sdk.context import current_run
+from agentwatch.sdk.context import Run, current_run, live_run
 from agentwatch.sdk.events import Sink, Tokens, build_event, error_text
 from agentwatch.sdk.safety import internal_error
 
@@ -36,7 +36,10 @@ class Call:
         self.provider = provider
         self.model = model if isinstance(model, str) else ("" if model is None else str(model))
         # The run current when the call starts: a stream may end outside it.
-        self.run = current_run.get()
+        run = current_run.get()
+        if run is not None and type(run) is not Run:
+            run = live_run()  # a framework run: it may have ended (sdk/context.py)
+        self.run = run
         self.meta: dict[str, Any] = {}
         self.ttft: float | None = None
         # Done before it starts when OpenTelemetry spans already report this

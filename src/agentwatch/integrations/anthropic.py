@@ -1,4 +1,8 @@
-"""Anthropic integration: ``messages.create`` and ``messages.stream``, sync and async.
+"""Anthropic integration: ``messages.create``, ``.parse`` and ``.stream``, sync and async.
+
+The same three on ``beta.messages``. ``with_raw_response`` and
+``with_streaming_response`` call ``create``; their raw response is measured
+through its ``parse()`` (``_wrap.observe_raw``).
 
 ``messages.stream()`` does not go through ``create``: it builds its request
 lazily and sends it when the stream manager is entered, so we wrap that
@@ -123,15 +127,16 @@ def _stream_endpoint(model: Any) -> Endpoint:
     return Endpoint(PROVIDER, begin, _record_message)
 
 
-# The stream managers keep their request in a name-mangled attribute; both are
-# checked at patch time and the wrapper leaves the manager alone if absent.
+# The stream managers keep their request in a name-mangled attribute
+# (`_<manager class>__api_request`); the wrapper leaves a manager alone if absent.
 _SYNC_REQ = "_MessageStreamManager__api_request"
 _ASYNC_REQ = "_AsyncMessageStreamManager__api_request"
+_BETA_SYNC_REQ = "_BetaMessageStreamManager__api_request"
+_BETA_ASYNC_REQ = "_BetaAsyncMessageStreamManager__api_request"
 
 
-def _wrap_stream(original: Any, is_async: bool) -> Any:
+def _wrap_stream(original: Any, is_async: bool, attr: str) -> Any:
     """``messages.stream()``: the request runs when the manager is entered; measure that."""
-    attr = _ASYNC_REQ if is_async else _SYNC_REQ
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -156,14 +161,26 @@ def _wrap_stream(original: Any, is_async: bool) -> Any:
     return wrapper
 
 
+def _patch_resource(patches: Patches, sync: type, asyn: type, reqs: tuple[str, str]) -> None:
+    # create (also behind with_raw_response / with_streaming_response, which
+    # call it), parse (its own request), stream (its own lazy request).
+    for owner, is_async in ((sync, False), (asyn, True)):
+        for name in ("create", "parse"):
+            patches.wrap(owner, name, lambda o, a=is_async: wrap_call(o, CREATE, a))  # type: ignore[misc]
+        attr = reqs[1] if is_async else reqs[0]
+        patches.wrap(owner, "stream", lambda o, a=is_async, r=attr: _wrap_stream(o, a, r))  # type: ignore[misc]
+
+
 def patch(patches: Patches) -> None:
-    """Wrap the Anthropic Messages resource methods (called once per instrument())."""
+    """Wrap the Anthropic Messages resources, GA and beta (called once per instrument())."""
     from anthropic.resources.messages import messages
 
-    patches.wrap(messages.Messages, "create", lambda o: wrap_call(o, CREATE, False))
-    patches.wrap(messages.AsyncMessages, "create", lambda o: wrap_call(o, CREATE, True))
-    patches.wrap(messages.Messages, "stream", lambda o: _wrap_stream(o, False))
-    patches.wrap(messages.AsyncMessages, "stream", lambda o: _wrap_stream(o, True))
+    _patch_resource(patches, messages.Messages, messages.AsyncMessages, (_SYNC_REQ, _ASYNC_REQ))
+    try:  # beta.messages: what LangChain calls when betas or newer features are asked for
+        from anthropic.resources.beta.messages import messages as beta
+    except ImportError:  # pragma: no cover - every tested 2.x has it
+        return
+    _patch_resource(patches, beta.Messages, beta.AsyncMessages, (_BETA_SYNC_REQ, _BETA_ASYNC_REQ))
 
 
 INTEGRATION = Integration(module="anthropic", major=2, patch=patch)

@@ -5,7 +5,15 @@ Patched (sync and async, so also the Azure clients, which share the resources):
 * ``chat.completions.create`` (the ``.stream()`` helper goes through it),
   ``chat.completions.parse`` (which does not);
 * ``responses.create`` (``responses.stream()`` goes through it), ``responses.parse``;
-* ``embeddings.create``.
+* ``embeddings.create``;
+* ``beta.responses.create`` / ``.parse`` (``beta.chat`` is the same resource
+  as ``chat``);
+* the client's ``post`` for those three paths, when no patched method above
+  is measuring the call: LiteLLM posts to ``/chat/completions`` itself.
+
+``with_raw_response`` and ``with_streaming_response`` (client-level or per
+resource) call the patched method; the raw response they get back is
+measured through its ``parse()`` (``_wrap.observe_raw``).
 
 Token semantics: ``prompt_tokens``/``input_tokens`` already include cached
 tokens, so input is taken as reported; cached and cache-write counts come
@@ -26,7 +34,7 @@ from typing import Any
 from agentwatch.integrations._call import Call, count
 from agentwatch.integrations._patch import Integration, Patches
 from agentwatch.integrations._stream import StreamState
-from agentwatch.integrations._wrap import Endpoint, Started, wrap_call
+from agentwatch.integrations._wrap import INSIDE, Endpoint, Started, wrap_call
 from agentwatch.sdk.events import Sink, Tokens
 
 
@@ -155,21 +163,58 @@ def _is_given(v: Any) -> bool:
     return v is not None and type(v).__name__ not in ("Omit", "NotGiven")
 
 
+def _start(sink: Sink, provider: str, api: str, params: dict[str, Any]) -> Started:
+    """The call, and its stream state if a stream was asked for (may add to `params`)."""
+    call = Call(sink, provider, params.get("model"))
+    if params.get("stream") is not True:
+        return call, None
+    if api != "chat":
+        return call, ResponsesStreamState()
+    hide = False
+    if not _is_given(params.get("stream_options")) and sink.openai_include_usage:
+        params["stream_options"] = {"include_usage": True}
+        hide = True
+    return call, ChatStreamState(hide)
+
+
 def endpoint(api: str, azure: tuple[type, ...]) -> Endpoint:
     def begin(sink: Sink, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started:
-        call = Call(sink, _provider_of(args[0] if args else None, azure), kwargs.get("model"))
-        if kwargs.get("stream") is not True:
-            return call, None
-        if api != "chat":
-            return call, ResponsesStreamState()
-        hide = False
-        if not _is_given(kwargs.get("stream_options")) and sink.openai_include_usage:
-            kwargs["stream_options"] = {"include_usage": True}
-            hide = True
-        return call, ChatStreamState(hide)
+        return _start(sink, _provider_of(args[0] if args else None, azure), api, kwargs)
 
     def record(call: Call, result: Any) -> None:
         _record_result(call, api, result)  # looked up per call: tests replace it
+
+    return Endpoint("openai", begin, record)
+
+
+# The client's own request method, as LiteLLM calls it (client.post("/chat/completions",
+# body=...)) without the resources: measured only when no patched resource
+# method is already measuring this call (INSIDE).
+_POST_PATHS = {"/chat/completions": "chat", "/responses": "responses", "/embeddings": "embeddings"}
+# A parsed result's `object` names its API.
+_OBJECT_API: dict[Any, str] = {
+    "chat.completion": "chat",
+    "response": "responses",
+    "list": "embeddings",
+}
+
+
+def post_endpoint(azure: tuple[type, ...]) -> Endpoint:
+    def begin(sink: Sink, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Started | None:
+        if INSIDE.get() or len(args) < 2:
+            return None
+        api = _POST_PATHS.get(args[1])
+        body = kwargs.get("body")
+        if api is None or not isinstance(body, dict):
+            return None
+        params = dict(body)  # the caller's body is never changed in place
+        started = _start(sink, "azure" if isinstance(args[0], azure) else "openai", api, params)
+        if "stream_options" in params and "stream_options" not in body:
+            kwargs["body"] = params
+        return started
+
+    def record(call: Call, result: Any) -> None:
+        _record_result(call, _OBJECT_API.get(getattr(result, "object", None), "chat"), result)
 
     return Endpoint("openai", begin, record)
 
@@ -200,6 +245,19 @@ def patch(patches: Patches) -> None:
         (embeddings.Embeddings, "create", emb, False),
         (embeddings.AsyncEmbeddings, "create", emb, True),
     ]
+    try:
+        from openai.resources.beta.responses import responses as beta_responses
+    except ImportError:  # older 3.x: no beta Responses
+        pass
+    else:
+        for name in ("create", "parse"):
+            targets.append((beta_responses.Responses, name, resp, False))
+            targets.append((beta_responses.AsyncResponses, name, resp, True))
+    from openai._base_client import AsyncAPIClient, SyncAPIClient
+
+    post = post_endpoint(azure)
+    targets.append((SyncAPIClient, "post", post, False))
+    targets.append((AsyncAPIClient, "post", post, True))
     for owner, name, ep, is_async in targets:
         patches.wrap(
             owner,

@@ -19,7 +19,7 @@ from typing import Any, Never, TypeVar, Unpack, overload
 
 from agentwatch._ids import new_id
 from agentwatch.sdk.config import Options, resolve
-from agentwatch.sdk.context import Run, current_run
+from agentwatch.sdk.context import Run, current_run, live_run
 from agentwatch.sdk.events import Event, build_event, error_text, problem
 from agentwatch.sdk.safety import internal_error, log_once, strict
 from agentwatch.sdk.sender import Sender, Stats
@@ -95,7 +95,7 @@ class Client:
             return False
         ev = build_event(  # by position, in the wire order: see build_event
             self,
-            current_run.get(),
+            live_run(),
             id,
             task_name,
             agent_name,
@@ -171,7 +171,7 @@ class Client:
         return make_tracker(lambda: self, task, agent, fn)
 
     def _begin_run(self, task: str | None, agent: str | None, fn: Callable[..., Any]) -> Run:
-        parent = current_run.get()
+        parent = live_run()
         run_id = new_id()
         return Run(
             id=run_id,

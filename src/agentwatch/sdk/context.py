@@ -9,7 +9,7 @@ do not inherit it; use ``contextvars.copy_context().run`` for those.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,28 @@ class Run:
 current_run: ContextVar[Run | None] = ContextVar("agentwatch_current_run", default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class FrameworkRun(Run):
+    """A run a framework's hooks opened (integrations/_runs.py), not a ``@track``.
+
+    A framework may report a run's end from another context than its start
+    (LangChain's async callbacks end in a shielded task), so the context the
+    run was made current in may still hold it after it ended: ``live_run``
+    skips such an ended run, back to the run that was current before it.
+    """
+
+    previous: Run | None = None
+    ended: list[bool] = field(default_factory=lambda: [False])
+
+
+def live_run() -> Run | None:
+    """The innermost active run in this context, or None (ended framework runs skipped)."""
+    run = current_run.get()
+    while isinstance(run, FrameworkRun) and run.ended[0]:
+        run = run.previous
+    return run
+
+
 def get_run() -> Run | None:
     """The innermost active run in this context, or None."""
-    return current_run.get()
+    return live_run()
