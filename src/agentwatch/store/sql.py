@@ -377,7 +377,7 @@ class SqlStore:
     # -- metrics -----------------------------------------------------------
     def summary(self, start_us: int, end_us: int, f: Filters) -> Summary:
         with self.engine.connect() as conn:
-            llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
+            llm = self._llm_totals(conn, start_us, end_us, f)
             runs = self._collect(
                 conn, start_us, end_us + 1, f, KIND_CODES["task"], want_hist=False
             ).get(0, _Acc())
@@ -385,19 +385,8 @@ class SqlStore:
                 conn, start_us, end_us + 1, f, None, group="agent_name", want_hist=False
             )
             names = sorted(str(a) for a, acc in agents.items() if acc.n)
-        p50, p95 = llm.pct
-        return Summary(
-            requests=llm.n,
-            errors=llm.errors,
-            cost=llm.cost,
-            latency_sum=llm.latency_sum,
-            input_tokens=llm.input_tokens,
-            output_tokens=llm.output_tokens,
-            p50=p50,
-            p95=p95,
-            agents=names,
-            task_runs=runs.n,
-        )
+        llm.agents, llm.task_runs = names, runs.n
+        return llm
 
     def timeseries(
         self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
@@ -620,9 +609,13 @@ class SqlStore:
         return alerts.history(self.engine, rule_id, limit)
 
     def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
-        """The LLM-call half of `summary`, by the same _collect."""
+        """The LLM-call half of `summary`, by the same code."""
         with self.engine.connect() as conn:
-            llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
+            return self._llm_totals(conn, start_us, end_us, f)
+
+    def _llm_totals(self, conn: Connection, start_us: int, end_us: int, f: Filters) -> Summary:
+        """Totals and percentiles of the LLM calls in [start, end]."""
+        llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
         p50, p95 = llm.pct
         return Summary(
             requests=llm.n,
