@@ -346,6 +346,170 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export (issue 14) --
+EXPORT_FILTERS = ("agent_name", "task_name", "model", "status", "kind")
+
+
+class _Progress:
+    """A progress line on stderr, redrawn at most twice a second, shown once
+    the export has run for a second (a short export prints nothing but the
+    closing line)."""
+
+    def __init__(self, quiet: bool) -> None:
+        import time
+
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self.last = self.start
+        self.shown = False
+
+    def update(self, text: str, final: bool = False) -> None:
+        import time
+
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if final or (now - self.start >= 1.0 and now - self.last >= 0.5):
+            self.last = now
+            self.shown = True
+            end = "\n" if final else ""
+            print(f"\r{text} ({now - self.start:.1f} s)", end=end, file=sys.stderr, flush=True)
+
+
+def _export_time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--{name} {value!r} is not an ISO date or datetime") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if (args.server is None) == (args.db is None):
+        raise CliError("give either --server URL or --db PATH_OR_URL")
+    since = _export_time("since", args.since)
+    until = _export_time("until", args.until)
+    if since and until and since > until:
+        raise CliError("--since must not be later than --until")
+    out: Any = sys.stdout.buffer
+    if args.output and args.output != "-":
+        try:
+            out = open(args.output, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise CliError(f"cannot write {args.output}: {e.strerror or e}") from None
+    progress = _Progress(args.quiet)
+    try:
+        if args.server is not None:
+            n_bytes, n_events = _export_http(args, since, until, out, progress)
+        else:
+            n_bytes, n_events = _export_db(args, since, until, out, progress)
+        out.flush()
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    where = f" to {args.output}" if args.output and args.output != "-" else ""
+    count = f"{n_events} events, " if n_events is not None else ""
+    progress.update(f"exported {count}{n_bytes / 1e6:.1f} MB{where}", final=True)
+    return 0
+
+
+def _export_http(
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+    out: Any,
+    progress: _Progress,
+) -> tuple[int, int | None]:
+    import os
+
+    import httpx
+
+    params: dict[str, str] = {"format": args.format}
+    for f in EXPORT_FILTERS:
+        v = getattr(args, f)
+        if v is not None:
+            params[f] = v
+    if since:
+        params["since"] = since.isoformat()
+    if until:
+        params["until"] = until.isoformat()
+    key = args.api_key or os.environ.get("AGENTWATCH_API_KEY") or ""
+    headers = {"Authorization": f"Bearer {key.strip()}"} if key.strip() else {}
+    url = args.server.rstrip("/") + "/api/export"
+    n_bytes = 0
+    lines = 0
+    try:
+        with httpx.stream(
+            "GET", url, params=params, headers=headers, timeout=httpx.Timeout(60.0)
+        ) as r:
+            if r.status_code != 200:
+                r.read()
+                try:
+                    detail = r.json().get("detail", r.text)
+                except ValueError:
+                    detail = r.text
+                raise CliError(f"{url}: HTTP {r.status_code}: {str(detail)[:500]}")
+            for part in r.iter_bytes():
+                out.write(part)
+                n_bytes += len(part)
+                lines += part.count(b"\n")
+                shown = f"{lines} events, " if args.format == "jsonl" else ""
+                progress.update(f"{shown}{n_bytes / 1e6:.1f} MB received")
+    except httpx.HTTPError as e:
+        raise CliError(f"{url}: {e}") from None
+    return n_bytes, (lines if args.format == "jsonl" else None)
+
+
+def _export_db(
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+    out: Any,
+    progress: _Progress,
+) -> tuple[int, int | None]:
+    from agentwatch import export
+    from agentwatch.schema import epoch_us
+    from agentwatch.store.dialect import is_url
+    from agentwatch.store.explore import EventQuery
+
+    if not is_url(args.db) and not Path(args.db).expanduser().is_file():
+        raise CliError(f"--db {args.db}: no such SQLite file")
+    store = _open_store(args.db, maintenance=False)
+    q = EventQuery(
+        agent_name=args.agent_name,
+        task_name=args.task_name,
+        model=args.model,
+        status=args.status,
+        kind=args.kind,
+        since_us=epoch_us(since) if since else None,
+        until_us=epoch_us(until) if until else None,
+    )
+    n_events = n_bytes = 0
+
+    def counted() -> Any:
+        nonlocal n_events
+        for rows in store.export_events(q):
+            n_events += len(rows)
+            yield rows
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from agentwatch.store.base import error_line
+
+    try:
+        for part in export.encode(args.format, counted()):
+            out.write(part)
+            n_bytes += len(part)
+            progress.update(f"{n_events} events, {n_bytes / 1e6:.1f} MB written")
+    except SQLAlchemyError as e:
+        raise CliError(f"database {_shown_db(args.db)}: {error_line(e)}") from None
+    finally:
+        store.close()
+    return n_bytes, n_events
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -429,6 +593,29 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--chunk", type=int, default=5000, help="events per transaction")
     mig.add_argument("--quiet", action="store_true", help="no progress line")
     mig.set_defaults(func=cmd_migrate_db)
+    ex = sub.add_parser(
+        "export",
+        help="Export events as CSV or JSON Lines",
+        description="Export every event matching the filters, oldest first, from a running "
+        "server (--server, needs a read key) or straight from a database (--db). Written to "
+        "stdout unless -o names a file; a progress line goes to stderr.",
+    )
+    ex.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    ex.add_argument("--agent-name")
+    ex.add_argument("--task-name")
+    ex.add_argument("--model")
+    ex.add_argument("--status", choices=("success", "error"))
+    ex.add_argument("--kind", choices=("llm", "task", "tool"))
+    ex.add_argument("--since", help="ISO date or datetime, inclusive (naive means UTC)")
+    ex.add_argument("--until", help="ISO date or datetime, inclusive (naive means UTC)")
+    ex.add_argument("--server", metavar="URL", help="a running server, e.g. http://localhost:8787")
+    ex.add_argument(
+        "--api-key", metavar="KEY", help="read key for --server (default: $AGENTWATCH_API_KEY)"
+    )
+    ex.add_argument("--db", metavar="PATH_OR_URL", help="SQLite file or postgresql:// URL")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    ex.add_argument("--quiet", action="store_true", help="no progress line")
+    ex.set_defaults(func=cmd_export)
     sub.add_parser(
         "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
     )

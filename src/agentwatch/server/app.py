@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, explore, health, metrics, otlp, session, stream
+from agentwatch.server.api import events, explore, export, health, metrics, otlp, session, stream
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.guard import QueryGuard
@@ -188,6 +188,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         session.router,
         otlp.router,
         explore.router,
+        export.router,
     ):
         app.include_router(r)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -175,3 +175,10 @@ class Store(Protocol):
     def revoke_key(self, name: str) -> bool: ...
 
     def touch_keys(self, used: dict[str, int]) -> None: ...
+
+    # -- export (issue 14) --
+    def export_events(self, q: EventQuery, chunk: int = ...) -> Iterator[list[tuple[Any, ...]]]:
+        """Every event matching q's filters as logical rows, oldest first
+        (by time, then id), `chunk` at a time; each chunk is read on a
+        connection of its own, released before the chunk is handed over."""
+        ...

@@ -568,6 +568,12 @@ class SqlStore:
         with self.engine.connect() as conn:
             return explore.session_view(conn, self.names, session_id, limit)
 
+    # -- export (issue 14): thin delegations to store/export.py --
+    def export_events(self, q: EventQuery, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        from agentwatch.store import export
+
+        return export.iter_events(self.engine, self.names, q, chunk)
+
     # -- API keys (issue 11) --
     def add_key(self, key: ApiKey) -> None:
         """Store a new key (raises store.keys.KeyExists for a taken name)."""
