@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI, Request
@@ -23,7 +23,19 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from agentwatch._version import __version__
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
-from agentwatch.server.api import events, explore, export, health, metrics, otlp, session, stream
+from agentwatch.server import prom
+from agentwatch.server.api import (
+    events,
+    explore,
+    export,
+    health,
+    metrics,
+    otlp,
+    prometheus,
+    quality,
+    session,
+    stream,
+)
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.guard import QueryGuard
@@ -83,7 +95,13 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             except Exception:  # shutting down, or a stuck loop: do not wait forever
                 return
 
-    writer = Writer(store, on_commit)
+    # Prometheus counts (server/prom.py): the writer's commits are counted
+    # through a thin wrapper of the store, refused ingest by a middleware.
+    counts = prom.Metrics(settings.metrics_max_series)
+    writer = Writer(cast(Store, prom.ObservedStore(store, counts)), on_commit)
+    counts.queue_depth = writer._q.qsize
+    counts.live_clients = lambda: len(broadcaster.subscribers)
+    rejects = prom.RejectFlusher(counts, store.add_rejects)
     access = Access(store, settings.auth, settings.allowed_hosts, settings.host, STATIC_DIR)
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
@@ -105,6 +123,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             store.start_tail, publish_paced, lambda: broadcaster.active
         )
         writer.start()
+        rejects.start()
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
@@ -120,6 +139,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             await asyncio.to_thread(store.stop_tail)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
             await asyncio.to_thread(writer.stop)
+            await asyncio.to_thread(rejects.stop)
 
     app = FastAPI(
         title="AgentWatch",
@@ -150,6 +170,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         return HTMLResponse(docs_page, headers={"Content-Security-Policy": docs_csp})
 
     app.state.aw = st
+    app.state.prom = counts
     app.state.access = access
 
     @app.exception_handler(OperationalError)
@@ -170,6 +191,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     # Innermost, so that its 422 passes the gate's headers and CORS on the way out.
     app.add_middleware(QueryGuard)
     app.add_middleware(Gate, access=access)
+    # Outside the gate: an ingest refused for its key counts as refused too.
+    app.add_middleware(prom.IngestWatch, metrics=counts)
     if settings.cors_list:
         # Outside the gate, so that preflights (which carry no key) are
         # answered here; the requests themselves still need their key.
@@ -189,6 +212,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         otlp.router,
         explore.router,
         export.router,
+        prometheus.router,
+        quality.router,
     ):
         app.include_router(r)
 

@@ -70,6 +70,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("header_timeout", float, 10.0, "Seconds to send a complete request header"),
     Setting("body_timeout", float, 10.0, "Seconds a request body may pause between reads"),
     Setting("max_connections", int, 1000, "Most open connections; past it the oldest idle closes"),
+    Setting(
+        "metrics_max_series",
+        int,
+        2000,
+        "GET /metrics: label combinations per group of series; new ones past it count as other",
+    ),
 )
 
 
@@ -91,6 +97,7 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     max_connections: int = 1000
+    metrics_max_series: int = 2000
 
     @property
     def cors_list(self) -> list[str]:

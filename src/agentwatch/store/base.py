@@ -182,3 +182,30 @@ class Store(Protocol):
         (by time, then id), `chunk` at a time; each chunk is read on a
         connection of its own, released before the chunk is handed over."""
         ...
+
+    # -- data quality (issue 14) --
+    def quality_counts(self, start_us: int, end_us: int) -> dict[str, Any]:
+        """LLM calls in the window with usage missing, the fallback price, or
+        a partial stream: {flag: {"count", "by_provider", "by_model"}}."""
+        ...
+
+    def quality_events(
+        self,
+        flag: str,
+        start_us: int,
+        end_us: int,
+        provider: str | None = None,
+        model: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """One page (newest first) of the LLM calls carrying `flag`."""
+        ...
+
+    def add_rejects(self, now_us: int, by_code: dict[int, list[int]]) -> None:
+        """Add refused ingest requests ({status: [requests, invalid events]})."""
+        ...
+
+    def rejects(self, start_us: int, end_us: int) -> dict[int, list[int]]:
+        """Refused ingest requests per status over the days of the window."""
+        ...
