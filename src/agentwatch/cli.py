@@ -510,6 +510,88 @@ def _export_db(
     return n_bytes, n_events
 
 
+def cmd_reprice(args: argparse.Namespace) -> int:
+    """Recompute stored costs from the price book, then the pre-aggregates."""
+    from agentwatch.pricing import PriceBook, PriceFileError
+    from agentwatch.schema import epoch_us
+    from agentwatch.store.dialect import is_url
+
+    since = _export_time("since", args.since)
+    until = _export_time("until", args.until)
+    assert since is not None
+    if until and since > until:
+        raise CliError("--since must not be later than --until")
+    try:
+        book = PriceBook.from_file(args.prices)
+    except PriceFileError as e:
+        raise CliError(str(e)) from None
+    if not is_url(args.db) and not Path(args.db).expanduser().is_file():
+        raise CliError(f"--db {args.db}: no such SQLite file")
+    store = _open_store(args.db, maintenance=False)
+    progress = _Progress(args.quiet)
+    try:
+        res = _store_call(
+            args.db,
+            store.reprice,
+            book.rates,
+            epoch_us(since),
+            epoch_us(until) if until else None,
+            args.dry_run,
+            lambda r: progress.update(f"{r.scanned} calls read, {r.changed} to change"),
+        )
+        recounted = 0
+        if not args.dry_run and res.changed:
+            # Bring the changed days' pre-aggregates back in step now (a
+            # running server's writer would do it within a minute anyway).
+            while _store_call(args.db, store.recount_dirty, 0, 0) != -1:
+                recounted += 1
+    finally:
+        store.close()
+    progress.update(f"{res.scanned} calls read, {res.changed} to change", final=True)
+    if res.by_model:
+        rows = [("MODEL", "CALLS", "OLD USD", "NEW USD", "DIFFERENCE")]
+        order = sorted(res.by_model.items(), key=lambda kv: -abs(kv[1].new_usd - kv[1].old_usd))
+        for model, m in order:
+            rows.append(
+                (
+                    model,
+                    str(m.events),
+                    f"{m.old_usd:.6f}",
+                    f"{m.new_usd:.6f}",
+                    f"{m.new_usd - m.old_usd:+.6f}",
+                )
+            )
+        rows.append(
+            (
+                "total",
+                str(res.changed),
+                f"{res.old_usd:.6f}",
+                f"{res.new_usd:.6f}",
+                f"{res.new_usd - res.old_usd:+.6f}",
+            )
+        )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print(
+                "  ".join(
+                    v.ljust(w) if i == 0 else v.rjust(w)
+                    for i, (v, w) in enumerate(zip(r, widths, strict=True))
+                ).rstrip()
+            )
+    days = len(res.days)
+    if args.dry_run:
+        print(
+            f"dry run: {res.changed} of {res.scanned} calls would change (on {days} days); "
+            "nothing written"
+        )
+    else:
+        print(
+            f"repriced {res.changed} of {res.scanned} calls (on {days} days); "
+            f"pre-aggregates recounted for {recounted} days"
+        )
+    return 0
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -616,6 +698,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     ex.add_argument("--quiet", action="store_true", help="no progress line")
     ex.set_defaults(func=cmd_export)
+    rp = sub.add_parser(
+        "reprice",
+        help="Recompute stored costs after a price change",
+        description="Recompute the cost of stored LLM calls from the price book (the "
+        "built-in rates and --prices FILE), then their metrics pre-aggregates. Calls that "
+        "carried their own cost_usd are never touched. --dry-run shows the difference in "
+        "dollars per model and writes nothing. Safe while a server runs on the database.",
+    )
+    rp.add_argument("--since", required=True, help="ISO date or datetime (naive means UTC)")
+    rp.add_argument("--until", help="ISO date or datetime, inclusive (default: no end)")
+    rp.add_argument("--dry-run", action="store_true", help="show the difference, write nothing")
+    rp.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_settings(rp, ("db", "prices"))
+    rp.set_defaults(func=cmd_reprice)
     sub.add_parser(
         "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
     )

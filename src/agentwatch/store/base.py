@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agentwatch.pricing import Rates
     from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
+    from agentwatch.store.reprice import RepriceResult
 
 # Dimensions the metrics endpoints can filter and group on. Only these names
 # ever reach SQL as column references; values are always bound parameters.
@@ -208,4 +210,19 @@ class Store(Protocol):
 
     def rejects(self, start_us: int, end_us: int) -> dict[int, list[int]]:
         """Refused ingest requests per status over the days of the window."""
+        ...
+
+    # -- reprice (issue 14) --
+    def reprice(
+        self,
+        rates: Callable[[str, str | None], Rates],
+        since_us: int,
+        until_us: int | None = None,
+        dry_run: bool = False,
+        progress: Callable[[RepriceResult], None] | None = None,
+    ) -> RepriceResult:
+        """Recompute the cost of every LLM call from since_us on that the
+        server priced (not those that carried their own cost_usd) with
+        `rates(model, provider)`; the changed days' pre-aggregates are marked
+        for recounting in the same transactions. dry_run: nothing is written."""
         ...

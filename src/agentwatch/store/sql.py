@@ -601,6 +601,28 @@ class SqlStore:
         with self.engine.connect() as conn:
             return quality.rejects(conn, start_us, end_us)
 
+    # -- reprice (issue 14): a thin delegation to store/reprice.py --
+    def reprice(
+        self,
+        rates: Callable[[str, str | None], Any],
+        since_us: int,
+        until_us: int | None = None,
+        dry_run: bool = False,
+        progress: Callable[[Any], None] | None = None,
+    ) -> Any:
+        from agentwatch.store import reprice
+
+        return reprice.reprice(
+            self.engine,
+            self._write,
+            self.names,
+            rates,
+            since_us,
+            until_us,
+            dry_run=dry_run,
+            progress=progress,
+        )
+
     # -- API keys (issue 11) --
     def add_key(self, key: ApiKey) -> None:
         """Store a new key (raises store.keys.KeyExists for a taken name)."""
