@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from agentwatch.schema import EVENT_FIELDS
 from agentwatch.store.codec import iso_from_us, to_api
 from agentwatch.store.tables import INSERT_COLUMNS
 
@@ -93,12 +94,30 @@ def csv_chunks(chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
         yield buf.take()
 
 
+# The stored metadata is JSON text already: embedded as it is (orjson's
+# Fragment) instead of parsed and written again, which was half the cost.
+_Fragment = getattr(orjson, "Fragment", None)
+_API_INDEX = [(n, _L["ts" if n == "timestamp" else n]) for n in EVENT_FIELDS]
+_L_META = _L["metadata"]
+_L_TS = _L["ts"]
+
+
+def _api_fast(row: tuple[Any, ...]) -> dict[str, Any]:
+    d = {n: row[i] for n, i in _API_INDEX}
+    d["timestamp"] = iso_from_us(row[_L_TS])
+    meta = row[_L_META]
+    d["metadata"] = _Fragment(meta) if meta else {}  # type: ignore[misc]
+    return d
+
+
 def jsonl_chunks(chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """One JSON object per event and line, a chunk of rows at a time."""
+    """One JSON object per event and line (what GET /api/events shows for
+    it), a chunk of rows at a time."""
     dumps = orjson.dumps
+    api = to_api if _Fragment is None else _api_fast
     for rows in chunks:
         if rows:
-            yield b"\n".join(dumps(to_api(r)) for r in rows) + b"\n"
+            yield b"\n".join([dumps(api(r)) for r in rows]) + b"\n"
 
 
 def encode(fmt: str, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:

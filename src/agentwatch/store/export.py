@@ -48,7 +48,7 @@ def iter_events(
             if last is not None:
                 conds.append(tuple_(c.ts, c.id) > tuple_(*last))
             stmt = select(*_STORED).where(*conds).order_by(c.ts, c.id).limit(chunk)
-            rows = [tuple(r) for r in conn.execute(stmt)]
+            rows = conn.execute(stmt).all()
             if not rows:
                 return
             last = (int(rows[-1][_TS]), rows[-1][_ID])
