@@ -138,7 +138,11 @@ def file_name(fmt: str, filters: dict[str, Any], now: datetime | None = None) ->
     for k, v in filters.items():
         if v is None or v == "":
             continue
-        text = v.strftime("%Y%m%dT%H%M%SZ") if isinstance(v, datetime) else str(v)
+        if isinstance(v, datetime):
+            utc = (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC)
+            text = utc.strftime("%Y%m%dT%H%M%SZ")
+        else:
+            text = str(v)
         safe = _UNSAFE.sub("_", text).strip("_")[:40] or "x"
         parts.append(f"{k.replace('_name', '').replace('_', '')}-{safe}")
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -124,6 +124,8 @@ def test_attachment_names_what_was_exported(server: ServerProcess) -> None:
     assert r.headers["content-disposition"].isascii()
     r = export(server.url)
     assert r.headers["content-disposition"].endswith('.csv"')
+    r = export(server.url, since="2026-11-01T02:00:00+02:00")
+    assert "-since-20261101T000000Z-" in r.headers["content-disposition"]  # in UTC
 
 
 def test_bad_input_is_422_naming_the_field(server: ServerProcess) -> None:
