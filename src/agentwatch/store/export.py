@@ -32,30 +32,34 @@ _ID = STORED_COLUMNS.index("id")
 # Events per chunk: large enough that the query per chunk is noise, small
 # enough that a chunk (rows, then its encoded text) stays a few megabytes.
 CHUNK = 5000
+# The first chunk is smaller, so that the first bytes leave at once.
+FIRST_CHUNK = 500
 
 
 def iter_events(
     engine: Engine, names: NameCache, q: EventQuery, chunk: int = CHUNK
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Logical rows (tables.INSERT_COLUMNS order) of every event matching
-    q's filters, by (ts, id) ascending, `chunk` at a time. q's sort, cursor,
-    limit and offset are ignored."""
+    q's filters, by (ts, id) ascending, `chunk` at a time (the first one
+    FIRST_CHUNK). q's sort, cursor, limit and offset are ignored."""
     q = replace(q, after=None, offset=0)
     last: tuple[int, Any] | None = None
+    size = min(FIRST_CHUNK, chunk)
     while True:
         with engine.connect() as conn:
             conds = _conditions(conn, names, q)
             if last is not None:
                 conds.append(tuple_(c.ts, c.id) > tuple_(*last))
-            stmt = select(*_STORED).where(*conds).order_by(c.ts, c.id).limit(chunk)
+            stmt = select(*_STORED).where(*conds).order_by(c.ts, c.id).limit(size)
             rows = conn.execute(stmt).all()
             if not rows:
                 return
             last = (int(rows[-1][_TS]), rows[-1][_ID])
             out = decode(conn, names, rows)
         yield out
-        if len(rows) < chunk:
+        if len(rows) < size:
             return
+        size = chunk
 
 
 __all__ = ["CHUNK", "iter_events"]
