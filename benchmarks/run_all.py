@@ -69,6 +69,10 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "300000,1000000"],
         ["--shapes", "friendly,import,wide", "--events", "3000", "--repeat", "2"],
     ),
+    # Export (issue 14): rows/s of GET /api/export, CSV and JSONL, and the
+    # server's RSS while it streams; what /metrics adds per ingested event.
+    ("export_rate.py", ["--events", "1000000"], ["--events", "3000"]),
+    ("metrics_overhead.py", ["--events", "200000"], ["--events", "5000"]),
     (
         "sse_fanout.py",
         ["--clients", "200", "--rate", "2000", "--seconds", "10"],

@@ -421,6 +421,252 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     return 1
 
 
+# -- export (issue 14) --
+EXPORT_FILTERS = ("agent_name", "task_name", "model", "status", "kind")
+
+
+class _Progress:
+    """A progress line on stderr, redrawn at most twice a second, shown once
+    the export has run for a second (a short export prints nothing but the
+    closing line)."""
+
+    def __init__(self, quiet: bool) -> None:
+        import time
+
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self.last = self.start
+        self.shown = False
+
+    def update(self, text: str, final: bool = False) -> None:
+        import time
+
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if final or (now - self.start >= 1.0 and now - self.last >= 0.5):
+            self.last = now
+            self.shown = True
+            end = "\n" if final else ""
+            print(f"\r{text} ({now - self.start:.1f} s)", end=end, file=sys.stderr, flush=True)
+
+
+def _export_time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--{name} {value!r} is not an ISO date or datetime") from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if (args.server is None) == (args.db is None):
+        raise CliError("give either --server URL or --db PATH_OR_URL")
+    since = _export_time("since", args.since)
+    until = _export_time("until", args.until)
+    if since and until and since > until:
+        raise CliError("--since must not be later than --until")
+    out: Any = sys.stdout.buffer
+    if args.output and args.output != "-":
+        try:
+            out = open(args.output, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise CliError(f"cannot write {args.output}: {e.strerror or e}") from None
+    progress = _Progress(args.quiet)
+    try:
+        if args.server is not None:
+            n_bytes, n_events = _export_http(args, since, until, out, progress)
+        else:
+            n_bytes, n_events = _export_db(args, since, until, out, progress)
+        out.flush()
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    where = f" to {args.output}" if args.output and args.output != "-" else ""
+    count = f"{n_events} events, " if n_events is not None else ""
+    progress.update(f"exported {count}{n_bytes / 1e6:.1f} MB{where}", final=True)
+    return 0
+
+
+def _export_http(
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+    out: Any,
+    progress: _Progress,
+) -> tuple[int, int | None]:
+    import os
+
+    import httpx
+
+    params: dict[str, str] = {"format": args.format}
+    for f in EXPORT_FILTERS:
+        v = getattr(args, f)
+        if v is not None:
+            params[f] = v
+    if since:
+        params["since"] = since.isoformat()
+    if until:
+        params["until"] = until.isoformat()
+    key = args.api_key or os.environ.get("AGENTWATCH_API_KEY") or ""
+    headers = {"Authorization": f"Bearer {key.strip()}"} if key.strip() else {}
+    url = args.server.rstrip("/") + "/api/export"
+    n_bytes = 0
+    lines = 0
+    try:
+        with httpx.stream(
+            "GET", url, params=params, headers=headers, timeout=httpx.Timeout(60.0)
+        ) as r:
+            if r.status_code != 200:
+                r.read()
+                try:
+                    detail = r.json().get("detail", r.text)
+                except ValueError:
+                    detail = r.text
+                raise CliError(f"{url}: HTTP {r.status_code}: {str(detail)[:500]}")
+            for part in r.iter_bytes():
+                out.write(part)
+                n_bytes += len(part)
+                lines += part.count(b"\n")
+                shown = f"{lines} events, " if args.format == "jsonl" else ""
+                progress.update(f"{shown}{n_bytes / 1e6:.1f} MB received")
+    except httpx.HTTPError as e:
+        raise CliError(f"{url}: {e}") from None
+    return n_bytes, (lines if args.format == "jsonl" else None)
+
+
+def _export_db(
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+    out: Any,
+    progress: _Progress,
+) -> tuple[int, int | None]:
+    from agentwatch import export
+    from agentwatch.schema import epoch_us
+    from agentwatch.store.dialect import is_url
+    from agentwatch.store.explore import EventQuery
+
+    if not is_url(args.db) and not Path(args.db).expanduser().is_file():
+        raise CliError(f"--db {args.db}: no such SQLite file")
+    store = _open_store(args.db, maintenance=False)
+    q = EventQuery(
+        agent_name=args.agent_name,
+        task_name=args.task_name,
+        model=args.model,
+        status=args.status,
+        kind=args.kind,
+        since_us=epoch_us(since) if since else None,
+        until_us=epoch_us(until) if until else None,
+    )
+    n_events = n_bytes = 0
+
+    def counted() -> Any:
+        nonlocal n_events
+        for rows in store.export_events(q):
+            n_events += len(rows)
+            yield rows
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from agentwatch.store.base import error_line
+
+    try:
+        for part in export.encode(args.format, counted()):
+            out.write(part)
+            n_bytes += len(part)
+            progress.update(f"{n_events} events, {n_bytes / 1e6:.1f} MB written")
+    except SQLAlchemyError as e:
+        raise CliError(f"database {_shown_db(args.db)}: {error_line(e)}") from None
+    finally:
+        store.close()
+    return n_bytes, n_events
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    """Recompute stored costs from the price book, then the pre-aggregates."""
+    from agentwatch.pricing import PriceBook, PriceFileError
+    from agentwatch.schema import epoch_us
+    from agentwatch.store.dialect import is_url
+
+    since = _export_time("since", args.since)
+    until = _export_time("until", args.until)
+    assert since is not None
+    if until and since > until:
+        raise CliError("--since must not be later than --until")
+    try:
+        book = PriceBook.from_file(args.prices)
+    except PriceFileError as e:
+        raise CliError(str(e)) from None
+    if not is_url(args.db) and not Path(args.db).expanduser().is_file():
+        raise CliError(f"--db {args.db}: no such SQLite file")
+    store = _open_store(args.db, maintenance=False)
+    progress = _Progress(args.quiet)
+    try:
+        res = _store_call(
+            args.db,
+            store.reprice,
+            book.rates,
+            epoch_us(since),
+            epoch_us(until) if until else None,
+            args.dry_run,
+            lambda r: progress.update(f"{r.scanned} calls read, {r.changed} to change"),
+        )
+        recounted = 0
+        if not args.dry_run and res.changed:
+            # Bring the changed days' pre-aggregates back in step now (a
+            # running server's writer would do it within a minute anyway).
+            while _store_call(args.db, store.recount_dirty, 0, 0) != -1:
+                recounted += 1
+    finally:
+        store.close()
+    progress.update(f"{res.scanned} calls read, {res.changed} to change", final=True)
+    if res.by_model:
+        rows = [("MODEL", "CALLS", "OLD USD", "NEW USD", "DIFFERENCE")]
+        order = sorted(res.by_model.items(), key=lambda kv: -abs(kv[1].new_usd - kv[1].old_usd))
+        for model, m in order:
+            rows.append(
+                (
+                    model,
+                    str(m.events),
+                    f"{m.old_usd:.6f}",
+                    f"{m.new_usd:.6f}",
+                    f"{m.new_usd - m.old_usd:+.6f}",
+                )
+            )
+        rows.append(
+            (
+                "total",
+                str(res.changed),
+                f"{res.old_usd:.6f}",
+                f"{res.new_usd:.6f}",
+                f"{res.new_usd - res.old_usd:+.6f}",
+            )
+        )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print(
+                "  ".join(
+                    v.ljust(w) if i == 0 else v.rjust(w)
+                    for i, (v, w) in enumerate(zip(r, widths, strict=True))
+                ).rstrip()
+            )
+    days = len(res.days)
+    if args.dry_run:
+        print(
+            f"dry run: {res.changed} of {res.scanned} calls would change (on {days} days); "
+            "nothing written"
+        )
+    else:
+        print(
+            f"repriced {res.changed} of {res.scanned} calls (on {days} days); "
+            f"pre-aggregates recounted for {recounted} days"
+        )
+    return 0
+
+
 def cmd_demo(argv: list[str]) -> int:
     from agentwatch import demo
 
@@ -528,6 +774,43 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--chunk", type=int, default=5000, help="events per transaction")
     mig.add_argument("--quiet", action="store_true", help="no progress line")
     mig.set_defaults(func=cmd_migrate_db)
+    ex = sub.add_parser(
+        "export",
+        help="Export events as CSV or JSON Lines",
+        description="Export every event matching the filters, oldest first, from a running "
+        "server (--server, needs a read key) or straight from a database (--db). Written to "
+        "stdout unless -o names a file; a progress line goes to stderr.",
+    )
+    ex.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    ex.add_argument("--agent-name")
+    ex.add_argument("--task-name")
+    ex.add_argument("--model")
+    ex.add_argument("--status", choices=("success", "error"))
+    ex.add_argument("--kind", choices=("llm", "task", "tool"))
+    ex.add_argument("--since", help="ISO date or datetime, inclusive (naive means UTC)")
+    ex.add_argument("--until", help="ISO date or datetime, inclusive (naive means UTC)")
+    ex.add_argument("--server", metavar="URL", help="a running server, e.g. http://localhost:8787")
+    ex.add_argument(
+        "--api-key", metavar="KEY", help="read key for --server (default: $AGENTWATCH_API_KEY)"
+    )
+    ex.add_argument("--db", metavar="PATH_OR_URL", help="SQLite file or postgresql:// URL")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    ex.add_argument("--quiet", action="store_true", help="no progress line")
+    ex.set_defaults(func=cmd_export)
+    rp = sub.add_parser(
+        "reprice",
+        help="Recompute stored costs after a price change",
+        description="Recompute the cost of stored LLM calls from the price book (the "
+        "built-in rates and --prices FILE), then their metrics pre-aggregates. Calls that "
+        "carried their own cost_usd are never touched. --dry-run shows the difference in "
+        "dollars per model and writes nothing. Safe while a server runs on the database.",
+    )
+    rp.add_argument("--since", required=True, help="ISO date or datetime (naive means UTC)")
+    rp.add_argument("--until", help="ISO date or datetime, inclusive (default: no end)")
+    rp.add_argument("--dry-run", action="store_true", help="show the difference, write nothing")
+    rp.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_settings(rp, ("db", "prices"))
+    rp.set_defaults(func=cmd_reprice)
     sub.add_parser(
         "demo", help="Send simulated traffic (see `agentwatch demo --help`)", add_help=False
     )

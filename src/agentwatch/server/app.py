@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,8 +23,21 @@ from agentwatch._version import __version__
 from agentwatch.clock import DAY_US
 from agentwatch.pricing import PriceBook
 from agentwatch.schema import EventBatch
+from agentwatch.server import prom
 from agentwatch.server.alerting import Deliverer, Evaluator
-from agentwatch.server.api import alerts, events, explore, health, metrics, otlp, session, stream
+from agentwatch.server.api import (
+    alerts,
+    events,
+    explore,
+    export,
+    health,
+    metrics,
+    otlp,
+    prometheus,
+    quality,
+    session,
+    stream,
+)
 from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, document
 from agentwatch.server.broadcast import Broadcaster, LiveFeed
 from agentwatch.server.guard import QueryGuard
@@ -43,7 +56,13 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     broadcaster = Broadcaster(settings.sse_buffer)
 
     feed = LiveFeed(broadcaster, settings.sse_buffer)
-    writer = Writer(store, feed.on_commit)
+    # Prometheus counts (server/prom.py): the writer's commits are counted
+    # through a thin wrapper of the store, refused ingest by a middleware.
+    counts = prom.Metrics(settings.metrics_max_series)
+    writer = Writer(cast(Store, prom.ObservedStore(store, counts)), feed.on_commit)
+    counts.queue_depth = writer.queue_depth
+    counts.live_clients = lambda: len(broadcaster.subscribers)
+    rejects = prom.RejectFlusher(counts, store.add_rejects)
     access = Access(store, settings.auth, settings.allowed_hosts, settings.host, STATIC_DIR)
     st = AppState(
         settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
@@ -75,6 +94,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         # committed, read back in commit order; with SQLite, its own commits.
         await feed.start(store)
         writer.start()
+        rejects.start()
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
@@ -93,6 +113,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
             await feed.stop(store)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
             await asyncio.to_thread(writer.stop)
+            await asyncio.to_thread(rejects.stop)
 
     app = FastAPI(
         title="AgentWatch",
@@ -123,6 +144,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         return HTMLResponse(docs_page, headers={"Content-Security-Policy": docs_csp})
 
     app.state.aw = st
+    app.state.prom = counts
     app.state.access = access
 
     @app.exception_handler(OperationalError)
@@ -143,6 +165,8 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     # Innermost, so that its 422 passes the gate's headers and CORS on the way out.
     app.add_middleware(QueryGuard)
     app.add_middleware(Gate, access=access)
+    # Outside the gate: an ingest refused for its key counts as refused too.
+    app.add_middleware(prom.IngestWatch, metrics=counts)
     if settings.cors_list:
         # Outside the gate, so that preflights (which carry no key) are
         # answered here; the requests themselves still need their key.
@@ -162,6 +186,9 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         otlp.router,
         explore.router,
         alerts.router,
+        export.router,
+        prometheus.router,
+        quality.router,
     ):
         app.include_router(r)
 

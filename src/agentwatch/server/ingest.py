@@ -104,6 +104,10 @@ class Writer:
         self._q.put(_Job(rows, fut, loop))
         return await fut
 
+    def queue_depth(self) -> int:
+        """Batches waiting for the writer (for /metrics)."""
+        return self._q.qsize()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Commit everything queued, build the rollups, then end the thread."""
         self._q.put(None)

@@ -84,6 +84,12 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The dashboard's address for links in alert notifications (default http://HOST:PORT)",
     ),
+    Setting(
+        "metrics_max_series",
+        int,
+        2000,
+        "GET /metrics: label combinations per group of series; new ones past it count as other",
+    ),
 )
 
 
@@ -109,6 +115,7 @@ class Settings:
     alert_retry_base: float = 10.0
     alert_retry_for: float = 600.0
     public_url: str = ""
+    metrics_max_series: int = 2000
 
     @property
     def dashboard_url(self) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agentwatch.pricing import Rates
     from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
     from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
+    from agentwatch.store.reprice import RepriceResult
 
 # Dimensions the metrics endpoints can filter and group on. Only these names
 # ever reach SQL as column references; values are always bound parameters.
@@ -223,3 +225,51 @@ class Store(Protocol):
     ) -> None: ...
 
     def prune_alert_data(self) -> int: ...
+    # -- export (issue 14) --
+    def export_events(self, q: EventQuery, chunk: int = ...) -> Iterator[list[tuple[Any, ...]]]:
+        """Every event matching q's filters as logical rows, oldest first
+        (by time, then id), `chunk` at a time; each chunk is read on a
+        connection of its own, released before the chunk is handed over."""
+        ...
+
+    # -- data quality (issue 14) --
+    def quality_counts(self, start_us: int, end_us: int) -> dict[str, Any]:
+        """LLM calls in the window with usage missing, the fallback price, or
+        a partial stream: {flag: {"count", "by_provider", "by_model"}}."""
+        ...
+
+    def quality_events(
+        self,
+        flag: str,
+        start_us: int,
+        end_us: int,
+        provider: str | None = None,
+        model: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """One page (newest first) of the LLM calls carrying `flag`."""
+        ...
+
+    def add_rejects(self, now_us: int, by_code: dict[int, list[int]]) -> None:
+        """Add refused ingest requests ({status: [requests, invalid events]})."""
+        ...
+
+    def rejects(self, start_us: int, end_us: int) -> dict[int, list[int]]:
+        """Refused ingest requests per status over the days of the window."""
+        ...
+
+    # -- reprice (issue 14) --
+    def reprice(
+        self,
+        rates: Callable[[str, str | None], Rates],
+        since_us: int,
+        until_us: int | None = None,
+        dry_run: bool = False,
+        progress: Callable[[RepriceResult], None] | None = None,
+    ) -> RepriceResult:
+        """Recompute the cost of every LLM call from since_us on that the
+        server priced (not those that carried their own cost_usd) with
+        `rates(model, provider)`; the changed days' pre-aggregates are marked
+        for recounting in the same transactions. dry_run: nothing is written."""
+        ...

@@ -95,7 +95,7 @@ def _id_param(conn: Connection, value: str) -> str | bytes:
     return pack_id(value) if backend(conn) is Backend.SQLITE else value
 
 
-def _conditions(conn: Connection, names: NameCache, q: EventQuery) -> list[ColumnElement[bool]]:
+def conditions(conn: Connection, names: NameCache, q: EventQuery) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if q.since_us is not None:
         conds.append(c.ts >= q.since_us)
@@ -128,7 +128,7 @@ def list_events(conn: Connection, names: NameCache, q: EventQuery) -> dict[str, 
     if q.sort not in SORT_KEYS:  # the API validates too; never trust a name
         raise ValueError(f"cannot sort by {q.sort!r}")
     key = SORT_KEYS[q.sort]
-    conds = _conditions(conn, names, q)
+    conds = conditions(conn, names, q)
     if q.after is not None:
         value, seq = q.after
         here = tuple_(key, c.seq)

@@ -242,6 +242,13 @@ def _v11_alerts(conn: Connection) -> None:
     create_tables(conn)
 
 
+def _v12_ingest_rejects(conn: Connection) -> None:
+    """Refused ingest requests per day and status (issue 14, store/quality.py)."""
+    from agentwatch.store.quality import create_table
+
+    create_table(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "events table with contract fields, integer timestamps, latency bins", _v1_create),
     (2, "minute and hour rollups with latency histograms", _superseded),
@@ -251,6 +258,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "names dictionary, (ts, id) key, rollups by series, deferred building", _v6_layout),
     (10, "API keys: name, scope, secret hash, last use", _v10_api_keys),
     (11, "alerts: rules, state, history, deliveries, LLM calls per run", _v11_alerts),
+    (12, "refused ingest requests per day and status (data quality)", _v12_ingest_rejects),
 ]
 
 LATEST = max(v for v, _, _ in MIGRATIONS)

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import OperationalError
 
-from agentwatch.store import alerts, keys
+from agentwatch.store import alerts, keys, quality
 from agentwatch.store import rollups as ru
 from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
 from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
@@ -573,6 +573,61 @@ class SqlStore:
 
         with self.engine.connect() as conn:
             return explore.session_view(conn, self.names, session_id, limit)
+
+    # -- export (issue 14): thin delegations to store/export.py --
+    def export_events(self, q: EventQuery, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        from agentwatch.store import export
+
+        return export.iter_events(self.engine, self.names, q, chunk)
+
+    # -- data quality (issue 14): thin delegations to store/quality.py --
+    def quality_counts(self, start_us: int, end_us: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return quality.counts(conn, self.names, start_us, end_us)
+
+    def quality_events(
+        self,
+        flag: str,
+        start_us: int,
+        end_us: int,
+        provider: str | None = None,
+        model: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return quality.flagged_events(
+                conn, self.names, flag, start_us, end_us, provider, model, after, limit
+            )
+
+    def add_rejects(self, now_us: int, by_code: dict[int, list[int]]) -> None:
+        quality.add_rejects(self.engine, now_us, by_code)
+
+    def rejects(self, start_us: int, end_us: int) -> dict[int, list[int]]:
+        with self.engine.connect() as conn:
+            return quality.rejects(conn, start_us, end_us)
+
+    # -- reprice (issue 14): a thin delegation to store/reprice.py --
+    def reprice(
+        self,
+        rates: Callable[[str, str | None], Any],
+        since_us: int,
+        until_us: int | None = None,
+        dry_run: bool = False,
+        progress: Callable[[Any], None] | None = None,
+    ) -> Any:
+        from agentwatch.store import reprice
+
+        return reprice.reprice(
+            self.engine,
+            self._write,
+            self.names,
+            rates,
+            since_us,
+            until_us,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     # -- API keys (issue 11) --
     def add_key(self, key: ApiKey) -> None:

@@ -8,6 +8,8 @@
 
 import { authReady } from "./auth.js";
 import { Detail } from "./detail.js";
+import "./export.js";
+import "./quality.js";
 import { $, $$, setText } from "./dom.js";
 import { renderFilterBar } from "./filters.js";
 import { ago, shortDateTime } from "./format.js";
