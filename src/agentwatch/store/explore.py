@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, false, select, tuple_
+from sqlalchemy import ColumnElement, Connection, false, or_, select, tuple_
 
 from agentwatch.store.codec import NameCache, decode, iso_from_us, pack_id, to_api, unpack_id
 from agentwatch.store.dialect import Backend, backend
@@ -215,6 +215,19 @@ def _tree_rows(rows: Iterable[Any]) -> list[tuple[Any, ...]]:
     return [(unpack_id(r[0]), None if r[1] is None else unpack_id(r[1]), *r[2:]) for r in rows]
 
 
+def _ids_in(col: Any, values: Iterable[str | bytes]) -> ColumnElement[bool]:
+    """col IN values, for ids as stored: on SQLite a mix of packed UUIDs
+    (bytes) and other ids (text). One IN list binds all its values with one
+    type, so each kind gets a list of its own."""
+    packed = [v for v in values if isinstance(v, bytes)]
+    plain = [v for v in values if not isinstance(v, bytes)]
+    if not packed:
+        return col.in_(plain)
+    if not plain:
+        return col.in_(packed)
+    return or_(col.in_(packed), col.in_(plain))
+
+
 def run_totals(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Totals of each stored task run among `run_ids`: the LLM calls (cost,
     tokens, count), tool calls and failed steps of its whole subtree, nested
@@ -223,7 +236,7 @@ def run_totals(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]
         return {}
     found = conn.execute(
         select(c.id, c.trace_id).where(
-            c.id.in_([_id_param(conn, i) for i in run_ids]), c.kind == _TASK
+            _ids_in(c.id, [_id_param(conn, i) for i in run_ids]), c.kind == _TASK
         )
     ).all()
     runs = {unpack_id(i): t for i, t in found}  # trace ids as stored
@@ -233,13 +246,13 @@ def run_totals(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]
     traces = {t for t in runs.values() if t is not None}
     if traces:
         # Everything a top-level run did shares its trace_id (ix_events_trace).
-        rows += _tree_rows(conn.execute(select(*_TREE_COLS).where(c.trace_id.in_(traces))))
+        rows += _tree_rows(conn.execute(select(*_TREE_COLS).where(_ids_in(c.trace_id, traces))))
     # Runs without a trace: walk parent_id level by level.
     frontier = [r for r, t in runs.items() if t is None]
     depth = 0
     while frontier and depth < MAX_DEPTH:
         parents = [_id_param(conn, x) for x in frontier]
-        level = _tree_rows(conn.execute(select(*_TREE_COLS).where(c.parent_id.in_(parents))))
+        level = _tree_rows(conn.execute(select(*_TREE_COLS).where(_ids_in(c.parent_id, parents))))
         rows += level
         frontier = [r[0] for r in level if r[2] == _TASK]
         depth += 1

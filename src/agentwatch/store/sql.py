@@ -296,6 +296,20 @@ class SqlStore:
         return total
 
     @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one snapshot for all its statements:
+        a metric reads the watermark, rollups and the raw tail in several
+        queries, and a build committing between them must not count events
+        twice or not at all. SQLite's deferred BEGIN takes its snapshot at
+        the first read; PostgreSQL needs REPEATABLE READ for that (its READ
+        COMMITTED takes one per statement)."""
+        with self.engine.connect() as conn:
+            if self.backend is Backend.POSTGRESQL:
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction, committed on exit, holding the backend's
         writer lock from its first statement (dialect.begin_write)."""
@@ -376,7 +390,7 @@ class SqlStore:
 
     # -- metrics -----------------------------------------------------------
     def summary(self, start_us: int, end_us: int, f: Filters) -> Summary:
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             llm = self._llm_totals(conn, start_us, end_us, f)
             runs = self._collect(
                 conn, start_us, end_us + 1, f, KIND_CODES["task"], want_hist=False
@@ -392,7 +406,7 @@ class SqlStore:
         self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
     ) -> dict[int, dict[str, Any]]:
         """Per-bucket LLM-call totals keyed by bucket index (ts - origin) // bucket."""
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             accs = self._collect(
                 conn,
                 start_us,
@@ -432,7 +446,7 @@ class SqlStore:
         calls without a value."""
         if group_by not in ALL_DIMENSIONS:  # the API validates too; never trust a column name
             raise ValueError(f"cannot group by {group_by!r}")
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             accs = self._collect(
                 conn,
                 start_us,
@@ -665,7 +679,7 @@ class SqlStore:
 
     def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
         """The LLM-call half of `summary`, by the same code."""
-        with self.engine.connect() as conn:
+        with self._snapshot() as conn:
             return self._llm_totals(conn, start_us, end_us, f)
 
     def _llm_totals(self, conn: Connection, start_us: int, end_us: int, f: Filters) -> Summary:
