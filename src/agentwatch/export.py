@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from agentwatch.schema import EVENT_FIELDS
+from agentwatch.schema import BRIEF_FIELDS, EVENT_FIELDS
 from agentwatch.store.codec import iso_from_us, to_api
 from agentwatch.store.tables import INSERT_COLUMNS
 
@@ -35,28 +35,8 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 # The brief's event fields in its order, then the rest of the contract.
-CSV_COLUMNS: tuple[str, ...] = (
-    "id",
-    "task_name",
-    "agent_name",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "latency_ms",
-    "cost_usd",
-    "status",
-    "error_message",
-    "timestamp",
-    "metadata",
-    "kind",
-    "provider",
-    "trace_id",
-    "parent_id",
-    "user_id",
-    "session_id",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
+CSV_COLUMNS: tuple[str, ...] = BRIEF_FIELDS + tuple(
+    f for f in EVENT_FIELDS if f not in BRIEF_FIELDS
 )
 
 _L = {n: i for i, n in enumerate(INSERT_COLUMNS)}

@@ -188,6 +188,22 @@ class EventBatch(BaseModel):
     events: list[Event]
 
 
+# The event's fields as the brief defined them, in its order.
+BRIEF_FIELDS: tuple[str, ...] = (
+    "id",
+    "task_name",
+    "agent_name",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "cost_usd",
+    "status",
+    "error_message",
+    "timestamp",
+    "metadata",
+)
+
 # Columns of the stored/returned event, in the order the API returns them.
 EVENT_FIELDS: tuple[str, ...] = (
     "id",

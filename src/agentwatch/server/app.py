@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -56,10 +56,10 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     broadcaster = Broadcaster(settings.sse_buffer)
 
     feed = LiveFeed(broadcaster, settings.sse_buffer)
-    # Prometheus counts (server/prom.py): the writer's commits are counted
-    # through a thin wrapper of the store, refused ingest by a middleware.
+    # Prometheus counts (server/prom.py): the writer reports each commit's
+    # new rows to them; refused ingest is counted by a middleware.
     counts = prom.Metrics(settings.metrics_max_series)
-    writer = Writer(cast(Store, prom.ObservedStore(store, counts)), feed.on_commit)
+    writer = Writer(store, feed.on_commit, counts.committed)
     counts.queue_depth = writer.queue_depth
     counts.live_clients = lambda: len(broadcaster.subscribers)
     rejects = prom.RejectFlusher(counts, store.add_rejects)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
+from agentwatch.store.base import Store
 from agentwatch.store.codec import to_api
 
 log = logging.getLogger("agentwatch.stream")
@@ -100,14 +100,6 @@ def sse_messages(rows: list[tuple[Any, ...]]) -> list[str]:
     return ["data: " + orjson.dumps(to_api(r)).decode() + "\n\n" for r in rows]
 
 
-class _Tailing(Protocol):
-    def start_tail(
-        self, publish: Callable[[list[tuple[Any, ...]]], None], wanted: Callable[[], bool]
-    ) -> bool: ...
-
-    def stop_tail(self) -> None: ...
-
-
 class LiveFeed:
     """Committed events to the live-stream clients: the writer's own commits
     (SQLite: one process writes), or on PostgreSQL every server's commits
@@ -153,13 +145,13 @@ class LiveFeed:
             except Exception:  # shutting down, or a stuck loop: do not wait forever
                 return
 
-    async def start(self, store: _Tailing) -> None:
+    async def start(self, store: Store) -> None:
         """On the event loop, before the writer starts."""
         self.loop = asyncio.get_running_loop()
         self.tailing = await asyncio.to_thread(
             store.start_tail, self.publish_paced, lambda: self.broadcaster.active
         )
 
-    async def stop(self, store: _Tailing) -> None:
+    async def stop(self, store: Store) -> None:
         self.broadcaster.close_all()
         await asyncio.to_thread(store.stop_tail)

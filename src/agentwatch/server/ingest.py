@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,10 +85,18 @@ class Writer:
     rollup builds, recounts of dirty days and (SQLite) WAL checkpoints, all
     on one thread so they never contend for the write lock."""
 
-    def __init__(self, store: Store, on_commit: Any = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_commit: Callable[[list[tuple[Any, ...]]], None] | None = None,
+        observe: Callable[[list[tuple[Any, ...]], float, int], None] | None = None,
+    ) -> None:
         self.store = store
-        # Called on the writer thread with the rows that were new, in commit order.
+        # Called on the writer thread after each commit, in commit order:
+        # on_commit(new rows) for the live stream; observe(new rows, seconds
+        # the insert took, rows offered) for the server's own metrics.
         self.on_commit = on_commit
+        self.observe = observe
         self._q: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="agentwatch-writer", daemon=True)
         self.committed_events = 0
@@ -192,6 +201,7 @@ class Writer:
             for r in rows:
                 first.setdefault((r[_TS], r[_ID]), r)
             rows = list(first.values())
+        t0 = time.perf_counter()
         try:
             result = self.store.insert_events(rows)
         except Exception as e:
@@ -216,11 +226,19 @@ class Writer:
         self.committed_events += result.inserted
         for j in jobs:
             _resolve(j, value=len(j.rows))
+        if self.on_commit is None and self.observe is None:
+            return
+        took = time.perf_counter() - t0
+        new = rows
+        keys = result.new_keys
+        if keys is not None:
+            new = [r for r in rows if (r[_TS], r[_ID]) in keys]
+        if self.observe is not None:
+            try:
+                self.observe(new, took, len(rows))
+            except Exception:  # counting must never take ingest down
+                log.exception("counting a commit failed")
         if self.on_commit is not None:
-            new = rows
-            keys = result.new_keys
-            if keys is not None:
-                new = [r for r in rows if (r[_TS], r[_ID]) in keys]
             try:
                 self.on_commit(new)
             except Exception:  # the live stream must never take ingest down

@@ -24,8 +24,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -37,6 +36,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from agentwatch.clock import now_us
 from agentwatch.store.tables import INSERT_COLUMNS
 
 log = logging.getLogger("agentwatch.prom")
@@ -58,7 +58,6 @@ _I = {n: i for i, n in enumerate(INSERT_COLUMNS)}
 _AGENT, _TASK, _MODEL = _I["agent_name"], _I["task_name"], _I["model"]
 _STATUS, _KIND, _COST, _LAT = _I["status"], _I["kind"], _I["cost_usd"], _I["latency_ms"]
 _TOK = tuple(_I[f"{t}_tokens"] for t in TOKEN_TYPES)
-_TS, _ID = _I["ts"], _I["id"]
 
 
 class _Guard:
@@ -78,6 +77,16 @@ class _Guard:
             return key
         self.overflow += 1
         return self.other
+
+
+def _counter(
+    name: str, doc: str, labels: tuple[str, ...], values: Mapping[Any, float]
+) -> CounterMetricFamily:
+    """A labelled counter family, its series in label order."""
+    m = CounterMetricFamily(name, doc, labels=labels)
+    for k, v in sorted(values.items()):
+        m.add_metric(k, v)
+    return m
 
 
 class Metrics:
@@ -183,14 +192,12 @@ class Metrics:
             commits, commit_sum = list(self.commit_counts), self.commit_sum
             rejected = {k: list(v) for k, v in self.rejected.items()}
             overflow = self._llm_guard.overflow + self._task_guard.overflow
-        m = CounterMetricFamily(
+        yield _counter(
             "agentwatch_llm_requests",
             "LLM calls ingested by this server",
-            labels=("agent_name", "model", "status"),
+            ("agent_name", "model", "status"),
+            req,
         )
-        for k, n in sorted(req.items()):
-            m.add_metric(k, n)
-        yield m
         m = CounterMetricFamily(
             "agentwatch_llm_tokens",
             "Tokens of the LLM calls ingested (cache_read/cache_write are part of input, "
@@ -201,14 +208,12 @@ class Metrics:
             for name, v in zip(TOKEN_TYPES, t, strict=True):
                 m.add_metric((*k, name), v)
         yield m
-        m = CounterMetricFamily(
+        yield _counter(
             "agentwatch_llm_cost_usd",
             "Cost in US dollars of the LLM calls ingested",
-            labels=("agent_name", "model"),
+            ("agent_name", "model"),
+            cost,
         )
-        for k, usd in sorted(cost.items()):
-            m.add_metric(k, usd)
-        yield m
         h = HistogramMetricFamily(
             "agentwatch_llm_latency_seconds",
             "Latency of the LLM calls ingested",
@@ -221,14 +226,12 @@ class Metrics:
                 cum.append((_le(le), acc))
             h.add_metric(k, cum, ls[k])
         yield h
-        m = CounterMetricFamily(
+        yield _counter(
             "agentwatch_task_runs",
             "Task runs ingested",
-            labels=("agent_name", "task_name", "status"),
+            ("agent_name", "task_name", "status"),
+            runs,
         )
-        for k, n in sorted(runs.items()):
-            m.add_metric(k, n)
-        yield m
         yield CounterMetricFamily(
             "agentwatch_events_accepted", "Events committed (new) by this server", value=accepted
         )
@@ -283,32 +286,6 @@ class Metrics:
 
 def _le(v: float) -> str:
     return "+Inf" if v == float("inf") else repr(float(v))
-
-
-class ObservedStore:
-    """The store as the writer sees it: every successful insert_events is
-    timed and its new rows counted; everything else passes through."""
-
-    def __init__(self, store: Any, metrics: Metrics) -> None:
-        self._store = store
-        self._metrics = metrics
-
-    def insert_events(self, rows: list[tuple[Any, ...]]) -> Any:
-        t0 = time.perf_counter()
-        result = self._store.insert_events(rows)
-        took = time.perf_counter() - t0
-        try:
-            new = rows
-            if result.new_keys is not None:
-                keys = result.new_keys
-                new = [r for r in rows if (r[_TS], r[_ID]) in keys]
-            self._metrics.committed(new, took, len(rows))
-        except Exception:  # counting must never fail an ingest
-            log.exception("metrics: counting a commit failed")
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
 
 class IngestWatch:
@@ -386,7 +363,7 @@ class RejectFlusher:
         if not counts:
             return
         try:
-            self.add(int(time.time() * 1_000_000), counts)
+            self.add(now_us(), counts)
         except Exception as e:
             log.warning("could not store rejected-request counts: %s", str(e).splitlines()[0])
             self.metrics.give_back(counts)
@@ -402,7 +379,6 @@ __all__ = [
     "LATENCY_BUCKETS",
     "IngestWatch",
     "Metrics",
-    "ObservedStore",
     "RejectFlusher",
     "exposition",
 ]
