@@ -9,10 +9,14 @@ BIN := $(VENV)/bin
 # command) makes that too, without the dev tools.
 STAMP := $(VENV)/.dev-installed
 
-$(STAMP): pyproject.toml
+# Both distributions editable: the server (here) and the SDK (sdk/). The
+# server's install brings a built copy of the SDK as its dependency; the
+# second step puts the editable one in its place.
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -e ./sdk
 	@touch $@
 
 install: $(STAMP)
@@ -41,13 +45,13 @@ screenshots: install
 	AGENTWATCH_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser -k tablet
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks demo.py
-	$(BIN)/ruff format --check src tests benchmarks demo.py
+	$(BIN)/ruff check src sdk/src tests benchmarks demo.py
+	$(BIN)/ruff format --check src sdk/src tests benchmarks demo.py
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format src tests benchmarks demo.py
-	$(BIN)/ruff check --fix src tests benchmarks demo.py
+	$(BIN)/ruff format src sdk/src tests benchmarks demo.py
+	$(BIN)/ruff check --fix src sdk/src tests benchmarks demo.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

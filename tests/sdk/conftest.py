@@ -20,7 +20,7 @@ import agentwatch
 from agentwatch.sdk.safety import reset_log_once
 
 TESTS = Path(__file__).parent
-SRC = TESTS.parents[1] / "src"
+SRC = TESTS.parents[1] / "sdk" / "src"  # the SDK's distribution
 
 
 def run_py(

@@ -5,10 +5,9 @@
 - ``decode``: an OTLP/HTTP body (protobuf or JSON) -> plain span records.
 - ``mapping``: span records -> ``schema.Event`` objects, linking each event to
   its nearest stored ancestor, across export requests too.
-- ``overlap``: SDK side, standard library only: whether this process's own
-  OpenTelemetry spans already report a provider's calls to the AgentWatch
-  server, so that the auto-patch does not count them a second time.
 
-The route is ``server/api/otlp.py``. This package's ``__init__`` imports
-nothing, so that the SDK can use ``overlap`` without the server's packages.
+The SDK's side (whether this process's own OpenTelemetry spans already report
+a provider's calls, so the auto-patch does not count them twice) is
+``agentwatch.integrations.otel_overlap``, in the SDK's distribution. The route
+is ``server/api/otlp.py``.
 """

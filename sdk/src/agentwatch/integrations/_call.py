@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agentwatch.otlp.overlap import otel_reports
+from agentwatch.integrations.otel_overlap import otel_reports
 from agentwatch.sdk.context import Run, current_run, live_run
 from agentwatch.sdk.events import Sink, Tokens, build_event, error_text
 from agentwatch.sdk.safety import internal_error
@@ -43,7 +43,7 @@ class Call:
         self.meta: dict[str, Any] = {}
         self.ttft: float | None = None
         # Done before it starts when OpenTelemetry spans already report this
-        # provider's calls to the same server (otlp/overlap.py, docs/otlp.md).
+        # provider's calls to the same server (integrations/otel_overlap.py, docs/otlp.md).
         self.done = otel_reports(provider, client.server_url)
         self.wall = time.time()
         self.t0 = time.perf_counter()

@@ -55,7 +55,7 @@ class Sink(Protocol):
     agent: str
     disabled: bool
     openai_include_usage: bool
-    server_url: str  # where its events go (otlp/overlap.py compares it)
+    server_url: str  # where its events go (integrations/otel_overlap.py compares it)
 
     def emit(self, event: Event) -> bool:
         """Queue one complete event (made by build_event); False if it was dropped."""

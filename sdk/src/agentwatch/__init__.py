@@ -6,11 +6,19 @@
 
 Importing this package loads the SDK only (stdlib + its own modules); the
 server, the store and their dependencies are never imported from here.
+
+This package's files ship as the `agentwatch-client` distribution (sdk/ in
+the repository). The server's distribution, `agentwatch`, depends on it and
+adds `agentwatch.server`, `agentwatch.store`, `agentwatch.cli` and the rest
+into the same package: installed, both land in one folder; in a development
+checkout they are two source folders (sdk/src/ and src/), which the
+`extend_path` below joins.
 """
 
 from __future__ import annotations
 
 import logging
+import pkgutil
 from collections.abc import Callable
 from typing import Any, TypeVar, Unpack, overload
 
@@ -20,6 +28,9 @@ from agentwatch.sdk.client import Client, make_tracker
 from agentwatch.sdk.config import Options, env_bool
 from agentwatch.sdk.safety import log_once
 from agentwatch.sdk.sender import Stats, empty_stats
+
+# The server's modules, wherever their source folder is (see above).
+__path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
     "AgentWatch",
