@@ -47,6 +47,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ["--events", "2000", "--days", "7", "--repeat", "2"],
     ),
     ("sdk_overhead.py", [], ["--quick"]),
+    ("framework_overhead.py", [], ["--quick"]),
     ("dashboard_load.py", ["--events", "100000"], ["--events", "2000", "--runs", "1"]),
     (
         "scale.py",
