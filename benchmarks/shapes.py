@@ -225,7 +225,8 @@ class Sampler(threading.Thread):
         self.stop_ev = threading.Event()
         self.disk: list[int] = []
         self.wal: list[int] = []
-        self.rss: list[int] = []
+        self.rss: list[int] = []  # every process of the server: itself and its readers
+        self.rss_server: list[int] = []  # the server's own process
 
     def run(self) -> None:
         wal = Path(self.db + "-wal")
@@ -236,7 +237,9 @@ class Sampler(threading.Thread):
             if "://" not in self.db:
                 with contextlib.suppress(OSError):
                     self.wal.append(wal.stat().st_size)
-            self.rss.append(sum(_rss_kb(p) for p in self.pids))
+            main = self.pids[0]  # its readers are looked up each time (they start late)
+            self.rss.append(sum(_rss_kb(p) for p in [main, *_children(main)]))
+            self.rss_server.append(_rss_kb(main))
             self.stop_ev.wait(self.every)
 
     def finish(self) -> None:
@@ -309,8 +312,14 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
     db = a.db or str(Path(tmp) / f"{shape}-{n}.db")
     if "://" in db:
         empty_pg(db)
-    srv = Server(db)
+    srv = Server(db, "--read-workers", str(a.read_workers))
     try:
+        t = time.perf_counter()  # measured with the readers up, as a server runs
+        while (
+            httpx.get(srv.url + "/api/health").json()["readers"]["up"] < a.read_workers
+            and time.perf_counter() - t < 30
+        ):
+            time.sleep(0.1)
         ctx = mp.get_context("fork")
         out: mp.Queue = ctx.Queue()
         start = ctx.Event()
@@ -325,7 +334,7 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             if a.no_concurrent_queries
             else QueryLoop(ctx, srv.port, dashboard_queries(("24h",)), start)
         )
-        sampler = Sampler(db, [srv.proc.pid, *_children(srv.proc.pid)])
+        sampler = Sampler(db, [srv.proc.pid])
         sampler.start()
         time.sleep(0.5)
         t0 = time.perf_counter()
@@ -350,6 +359,7 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
             time.sleep(0.25)
         catch_up = time.perf_counter() - t
         rss_quiet_kb = sum(_rss_kb(p) for p in [srv.proc.pid, *_children(srv.proc.pid)])
+        readers = health.get("readers")
         tables = pg_tables(db) if "://" in db else None
         ql = query_latency(srv.url, sh.agents[0], a.repeat)
     finally:
@@ -380,7 +390,9 @@ def run_shape(shape: str, n: int, a: argparse.Namespace, tmp: str) -> dict[str, 
         "rss_mb": {
             "max_while_ingesting": round(max(sampler.rss or [0]) / 1024, 1),
             "after_ingest": round(rss_quiet_kb / 1024, 1),
+            "server_max_while_ingesting": round(max(sampler.rss_server or [0]) / 1024, 1),
         },
+        "readers_at_end": readers,
         **({"postgresql_tables": tables} if tables else {}),
         "queries_during_ingest": during,
         "queries_after": {
@@ -401,6 +413,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--no-concurrent-queries", action="store_true")
     ap.add_argument("--db", help="a postgresql:// URL (emptied first); default: temp SQLite")
+    ap.add_argument(
+        "--read-workers", type=int, default=1, help="the server's --read-workers (0: none)"
+    )
     ap.add_argument("--keep", help="a folder to keep the SQLite files in (default: removed)")
     a = ap.parse_args()
     results = []

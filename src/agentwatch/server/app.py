@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -42,6 +42,7 @@ from agentwatch.server.auth import Access, Gate, csp_with_inline_scripts, docume
 from agentwatch.server.broadcast import Broadcaster, LiveFeed
 from agentwatch.server.guard import QueryGuard
 from agentwatch.server.ingest import Writer
+from agentwatch.server.reads import ReadRouted
 from agentwatch.server.settings import Settings
 from agentwatch.server.state import AppState
 from agentwatch.store.base import Store, error_line
@@ -64,8 +65,17 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
     counts.live_clients = lambda: len(broadcaster.subscribers)
     rejects = prom.RejectFlusher(counts, store.add_rejects)
     access = Access(store, settings.auth, settings.allowed_hosts, settings.host, STATIC_DIR)
+    # The routers' store: the dashboard's queries go to a reader process
+    # (server/reads.py); writes, upkeep and alerts use `store` itself.
+    workers = 0 if ":memory:" in settings.db else settings.read_workers
+    reads = ReadRouted(store, settings.db, workers)
     st = AppState(
-        settings, store, prices or PriceBook.from_file(settings.prices), writer, broadcaster
+        settings,
+        cast(Store, reads),
+        prices or PriceBook.from_file(settings.prices),
+        writer,
+        broadcaster,
+        reads=reads,
     )
     # Alerts (issue 13): both loops are threads of their own, never on the
     # event loop nor the writer; delivery runs on every server, evaluation on
@@ -95,6 +105,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         await feed.start(store)
         writer.start()
         rejects.start()
+        reads.start()
         # Started: let the signals that `agentwatch serve` held reach uvicorn.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
@@ -110,6 +121,7 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
                 keys_task.cancel()
                 if access.keys.any:
                     await asyncio.to_thread(access.keys.flush)  # last-used times
+            await asyncio.to_thread(reads.stop)
             await feed.stop(store)
             # Commit whatever is queued before the process goes (Ctrl+C loses nothing).
             await asyncio.to_thread(writer.stop)

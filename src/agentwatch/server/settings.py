@@ -90,6 +90,12 @@ SETTINGS: tuple[Setting, ...] = (
         2000,
         "GET /metrics: label combinations per group of series; new ones past it count as other",
     ),
+    Setting(
+        "read_workers",
+        int,
+        1,
+        "Processes answering the dashboard's metric queries beside the server (0: in the server)",
+    ),
 )
 
 
@@ -116,6 +122,7 @@ class Settings:
     alert_retry_for: float = 600.0
     public_url: str = ""
     metrics_max_series: int = 2000
+    read_workers: int = 1
 
     @property
     def dashboard_url(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from agentwatch.pricing import PriceBook
 from agentwatch.server.broadcast import Broadcaster
 from agentwatch.server.ingest import Writer
+from agentwatch.server.reads import ReadRouted
 from agentwatch.server.settings import Settings
 from agentwatch.store.base import Store
 
@@ -22,3 +23,4 @@ class AppState:
     broadcaster: Broadcaster
     loop: asyncio.AbstractEventLoop | None = None
     evaluator: Any = None  # server/alerting.Evaluator
+    reads: ReadRouted | None = None  # `store` is this, typed as the Store it stands for

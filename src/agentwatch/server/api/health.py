@@ -31,4 +31,6 @@ async def health(request: Request) -> dict[str, Any]:
         # How far the pre-aggregates are behind (metrics are exact meanwhile,
         # only slower): events not yet built, days waiting to be recounted.
         "rollups_pending": pending,
+        # The reader processes for the dashboard's queries (server/reads.py).
+        "readers": st.reads.health() if st.reads else {"up": 0, "answered": 0},
     }

@@ -1,0 +1,238 @@
+"""The dashboard's reads in a process of their own (issue 10).
+
+The server is one Python process: while events pour in, the writer, the
+request parsing and validation hold the GIL most of the time, and a metrics
+query running beside them waits for it at every step. A reader process has
+its own interpreter and its own connection to the same database: SQLite in
+WAL mode lets any number of processes read while one writes, and every read
+sees each transaction committed before it began, so a query answered there
+sees every event that has had its 200. The store keeps nothing a query needs
+in the writer's memory: the rollups, their watermark and the raw tail past
+it are all in the database, and the names cache fills itself from the
+`names` table on a miss.
+
+`ReadRouted` is the store the routers see. The queries in `ROUTED` (the
+dashboard's summary, charts, breakdowns and event lists) go to a reader;
+every other attribute is the store itself. Until a reader is up, and while
+one that died is replaced, the queries run in the server as before: readers
+make them faster, never make them fail.
+
+A reader is `python -m agentwatch.server.reads`, a plain child process (not
+multiprocessing: its spawn would import the server's own entry point and all
+of FastAPI into the child). It talks over one socket pair: a request is a
+pickled (method, arguments) and the answer a pickled ("ok", result) or
+("err", exception), each preceded by its length. When the server goes, even
+killed outright, the socket closes and the reader exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger("agentwatch.server")
+
+ROUTED = frozenset(
+    {
+        "summary",
+        "timeseries",
+        "breakdown",
+        "breakdown_raw",
+        "first_timestamp_us",
+        "query_events",
+        "explore_events",
+    }
+)
+
+_LEN = struct.Struct("!I")
+# A reader that dies this soon after it started is not started again: the
+# cause (a database it cannot open, a broken install) would only repeat.
+MIN_LIFE_S = 10.0
+
+
+def _send(sock: socket.socket, payload: bytes) -> None:
+    sock.sendall(_LEN.pack(len(payload)) + payload)
+
+
+def _recv(sock: socket.socket) -> bytes | None:
+    """One message, or None once the other side has closed."""
+    head = _recv_exact(sock, _LEN.size)
+    if head is None:
+        return None
+    return _recv_exact(sock, _LEN.unpack(head)[0])
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+class _Reader:
+    """One reader process and its end of the socket; one request at a time."""
+
+    def __init__(self, db: str) -> None:
+        ours, theirs = socket.socketpair()
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agentwatch.server.reads", str(theirs.fileno()), db],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+
+    def wait_ready(self) -> bool:
+        msg = _recv(self.sock)
+        return msg is not None and pickle.loads(msg) == ("ready", None)
+
+    def call(self, name: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+        """("ok", result) or ("err", exception); OSError/EOFError if the reader died."""
+        _send(self.sock, pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
+        msg = _recv(self.sock)
+        if msg is None:
+            raise EOFError("the reader closed its socket")
+        out: tuple[str, Any] = pickle.loads(msg)
+        return out
+
+    def close(self, wait: float = 5.0) -> None:
+        self.sock.close()  # the reader sees EOF and exits
+        try:
+            self.proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ReadRouted:
+    """The store for the routers: ROUTED reads in reader processes, the rest here."""
+
+    def __init__(self, store: Any, db: str, workers: int) -> None:
+        self._store = store
+        self._db = db
+        self._workers = max(0, workers)
+        self._idle: queue.SimpleQueue[_Reader] = queue.SimpleQueue()
+        self._all: list[_Reader] = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.answered = 0  # queries the readers answered (GET /api/health shows it)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Start the readers in the background; queries run here until one answers."""
+        for _ in range(self._workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        threading.Thread(target=self._bring_up, name="agentwatch-reader-start", daemon=True).start()
+
+    def _bring_up(self) -> None:
+        try:
+            r = _Reader(self._db)
+        except OSError as e:
+            log.warning("could not start a reader process (%s); queries run in the server", e)
+            return
+        try:
+            ok = r.wait_ready()
+        except OSError:
+            ok = False
+        with self._lock:
+            if ok and not self._stopping:
+                self._all.append(r)
+                self._idle.put(r)
+                return
+        r.close()
+        if not ok:
+            log.warning("a reader process did not start; queries run in the server")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            readers, self._all = self._all, []
+        for r in readers:
+            r.close()
+
+    def health(self) -> dict[str, int]:
+        """Readers answering now, and how many queries they have answered."""
+        with self._lock:
+            return {"up": len(self._all), "answered": self.answered}
+
+    # -- calls -------------------------------------------------------------
+    def _call(self, name: str, args: tuple[Any, ...]) -> Any:
+        if self._all:
+            try:
+                r = self._idle.get(timeout=30.0)
+            except queue.Empty:  # every reader stuck: answer here
+                r = None
+            if r is not None:
+                try:
+                    status, value = r.call(name, args)
+                except (OSError, EOFError, pickle.UnpicklingError) as e:
+                    self._lost(r, e)
+                else:
+                    self._idle.put(r)
+                    if status == "err":
+                        raise value
+                    with self._lock:
+                        self.answered += 1
+                    return value
+        return getattr(self._store, name)(*args)
+
+    def _lost(self, r: _Reader, e: BaseException) -> None:
+        with self._lock:
+            if r in self._all:
+                self._all.remove(r)
+            again = not self._stopping and time.monotonic() - r.started >= MIN_LIFE_S
+        log.warning("a reader process stopped (%s); %s", e, "starting another" if again else "")
+        r.close(wait=1.0)
+        if again:
+            self._spawn()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ROUTED:
+            return lambda *args: self._call(name, args)
+        return getattr(self._store, name)
+
+
+def main(argv: list[str]) -> int:
+    """The reader: open the store, then answer requests until the socket closes."""
+    fd, db = int(argv[0]), argv[1]
+    logging.basicConfig(level=logging.WARNING, format="agentwatch reader: %(message)s")
+    sock = socket.socket(fileno=fd)
+    from agentwatch.store.sql import SqlStore
+
+    store = SqlStore(db)  # no migrations, no upkeep: the server does both
+    _send(sock, pickle.dumps(("ready", None)))
+    while (msg := _recv(sock)) is not None:
+        name, args = pickle.loads(msg)
+        try:
+            if name not in ROUTED:
+                raise ValueError(f"not a routed read: {name}")
+            out: tuple[str, Any] = ("ok", getattr(store, name)(*args))
+        except Exception as e:
+            out = ("err", e)
+        try:
+            data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # an exception that does not pickle
+            data = pickle.dumps(("err", RuntimeError(f"{out[1]!r} ({e})")))
+        _send(sock, data)
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
