@@ -17,12 +17,9 @@ every other attribute is the store itself. Until a reader is up, and while
 one that died is replaced, the queries run in the server as before: readers
 make them faster, never make them fail.
 
-A reader is `python -m agentwatch.server.reads`, a plain child process (not
-multiprocessing: its spawn would import the server's own entry point and all
-of FastAPI into the child). It talks over one socket pair: a request is a
-pickled (method, arguments) and the answer a pickled ("ok", result) or
-("err", exception), each preceded by its length. When the server goes, even
-killed outright, the socket closes and the reader exits.
+A reader is `python -m agentwatch.server.reads`, started and talked to as
+server/children.py says: a request is a pickled (method, arguments), the
+answer a pickled ("ok", result) or ("err", exception).
 """
 
 from __future__ import annotations
@@ -30,13 +27,12 @@ from __future__ import annotations
 import logging
 import pickle
 import queue
-import socket
-import struct
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
+
+from agentwatch.server.children import child_socket, end, recv, send, spawn
 
 log = logging.getLogger("agentwatch.server")
 
@@ -52,70 +48,33 @@ ROUTED = frozenset(
     }
 )
 
-_LEN = struct.Struct("!I")
 # A reader that dies this soon after it started is not started again: the
 # cause (a database it cannot open, a broken install) would only repeat.
 MIN_LIFE_S = 10.0
-
-
-def _send(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(_LEN.pack(len(payload)) + payload)
-
-
-def _recv(sock: socket.socket) -> bytes | None:
-    """One message, or None once the other side has closed."""
-    head = _recv_exact(sock, _LEN.size)
-    if head is None:
-        return None
-    return _recv_exact(sock, _LEN.unpack(head)[0])
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
 
 
 class _Reader:
     """One reader process and its end of the socket; one request at a time."""
 
     def __init__(self, db: str) -> None:
-        ours, theirs = socket.socketpair()
         self.started = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agentwatch.server.reads", str(theirs.fileno()), db],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            theirs.close()
-        self.sock = ours
+        self.proc, self.sock = spawn("agentwatch.server.reads", db)
 
     def wait_ready(self) -> bool:
-        msg = _recv(self.sock)
+        msg = recv(self.sock)
         return msg is not None and pickle.loads(msg) == ("ready", None)
 
     def call(self, name: str, args: tuple[Any, ...]) -> tuple[str, Any]:
         """("ok", result) or ("err", exception); OSError/EOFError if the reader died."""
-        _send(self.sock, pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
-        msg = _recv(self.sock)
+        send(self.sock, pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL))
+        msg = recv(self.sock)
         if msg is None:
             raise EOFError("the reader closed its socket")
         out: tuple[str, Any] = pickle.loads(msg)
         return out
 
     def close(self, wait: float = 5.0) -> None:
-        self.sock.close()  # the reader sees EOF and exits
-        try:
-            self.proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end(self.proc, self.sock, wait)
 
 
 class ReadRouted:
@@ -210,14 +169,13 @@ class ReadRouted:
 
 def main(argv: list[str]) -> int:
     """The reader: open the store, then answer requests until the socket closes."""
-    fd, db = int(argv[0]), argv[1]
+    sock, db = child_socket(argv)
     logging.basicConfig(level=logging.WARNING, format="agentwatch reader: %(message)s")
-    sock = socket.socket(fileno=fd)
     from agentwatch.store.sql import SqlStore
 
     store = SqlStore(db)  # no migrations, no upkeep: the server does both
-    _send(sock, pickle.dumps(("ready", None)))
-    while (msg := _recv(sock)) is not None:
+    send(sock, pickle.dumps(("ready", None)))
+    while (msg := recv(sock)) is not None:
         name, args = pickle.loads(msg)
         try:
             if name not in ROUTED:
@@ -229,7 +187,7 @@ def main(argv: list[str]) -> int:
             data = pickle.dumps(out, pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # an exception that does not pickle
             data = pickle.dumps(("err", RuntimeError(f"{out[1]!r} ({e})")))
-        _send(sock, data)
+        send(sock, data)
     store.close()
     return 0
 
