@@ -7,7 +7,7 @@ docs/configuration.md documents each row (tests/server/test_docs.py checks it).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -99,30 +99,37 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def _default(name: str) -> Any:
+    """A setting's default, as SETTINGS has it (the one place it is written)."""
+    return field(default=next(s.default for s in SETTINGS if s.name == name))
+
+
 @dataclass(frozen=True)
 class Settings:
-    host: str = "0.0.0.0"
-    port: int = 8787
-    db: str = "agentwatch.db"
-    prices: str | None = None
-    cors_origins: str = ""
-    max_batch_events: int = 10_000
-    max_body_bytes: int = 10 * 1024 * 1024
-    sse_buffer: int = 1000
-    log_level: str = "info"
-    retention_days: int = 0
-    auth: str = "on"
-    allowed_hosts: str = ""
-    max_header_bytes: int = 64 * 1024
-    header_timeout: float = 10.0
-    body_timeout: float = 10.0
-    max_connections: int = 1000
-    alert_interval: float = 30.0
-    alert_retry_base: float = 10.0
-    alert_retry_for: float = 600.0
-    public_url: str = ""
-    metrics_max_series: int = 2000
-    read_workers: int = 1
+    """The settings a server runs with; the defaults are SETTINGS'."""
+
+    host: str = _default("host")
+    port: int = _default("port")
+    db: str = _default("db")
+    prices: str | None = _default("prices")
+    cors_origins: str = _default("cors_origins")
+    max_batch_events: int = _default("max_batch_events")
+    max_body_bytes: int = _default("max_body_bytes")
+    sse_buffer: int = _default("sse_buffer")
+    log_level: str = _default("log_level")
+    retention_days: int = _default("retention_days")
+    auth: str = _default("auth")
+    allowed_hosts: str = _default("allowed_hosts")
+    max_header_bytes: int = _default("max_header_bytes")
+    header_timeout: float = _default("header_timeout")
+    body_timeout: float = _default("body_timeout")
+    max_connections: int = _default("max_connections")
+    alert_interval: float = _default("alert_interval")
+    alert_retry_base: float = _default("alert_retry_base")
+    alert_retry_for: float = _default("alert_retry_for")
+    public_url: str = _default("public_url")
+    metrics_max_series: int = _default("metrics_max_series")
+    read_workers: int = _default("read_workers")
 
     @property
     def dashboard_url(self) -> str:
