@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -95,8 +94,6 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         await feed.start(store)
         writer.start()
         rejects.start()
-        # Started: let the signals that `agentwatch serve` held reach uvicorn.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
         deliverer.start()
         evaluator.start()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agentwatch.pricing import Rates
     from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
+    from agentwatch.store.dialect import Backend
     from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
     from agentwatch.store.reprice import RepriceResult
@@ -78,7 +79,7 @@ class Store(Protocol):
     thread-safe: the server calls reads from a thread pool and writes from one
     writer thread."""
 
-    backend: str  # "sqlite" or "postgresql" (dialect.Backend)
+    backend: Backend  # decided once, when the store is opened
 
     def insert_events(self, rows: list[tuple[Any, ...]]) -> InsertResult:
         """Insert rows (tuples in tables.INSERT_COLUMNS order, validated and
