@@ -471,7 +471,7 @@ class SqlStore:
 
         `group` is a dimension name (groups are its values), or None (one
         group, 0); with `width_us` the group is the time bucket index
-        (ts - origin) // width instead. `kind` is a kind code, or None for
+        (ts - origin_us) // width_us instead. `kind` is a kind code, or None for
         every kind. `rest`: also a group None for the events without a value
         of `group` (provider, user, session), exact: the totals less the
         groups, histograms included (bin counts subtract as they add).
@@ -732,10 +732,10 @@ class _Gather:
         flt: dict[str, int],
         kind: int | None,
         group: str | None,
-        origin: int,
-        width: int | None,
+        origin_us: int,
+        width_us: int | None,
     ) -> None:
-        gexpr, conds = ru.rollup_select(p, plan.stype, flt, kind, group, origin, width)
+        gexpr, conds = ru.rollup_select(p, plan.stype, flt, kind, group, origin_us, width_us)
         r = rollups.c
         sums = [r.n, r.errors, r.cost, r.latency_sum, r.input_tokens, r.output_tokens]
         if self.only is not None:
@@ -743,7 +743,7 @@ class _Gather:
         else:
             try:
                 q = select(gexpr, *[func.sum(x) for x in sums]).where(*conds)
-                if group is not None or width is not None:  # (GROUP BY 0 would mean column 0)
+                if group is not None or width_us is not None:  # (GROUP BY 0: column 0)
                     q = q.group_by(gexpr)
                 self._add_sums(conn.execute(q).all())
             except OperationalError as e:  # SQLite's SUM overflowed: add them up exactly here
@@ -766,15 +766,17 @@ class _Gather:
         flt: dict[str, int],
         kind: int | None,
         group: str | None,
-        origin: int,
-        width: int | None,
+        origin_us: int,
+        width_us: int | None,
     ) -> None:
         if self.only is not None:
-            sql, params = ru.raw_select(conn, where, flt, kind, group, origin, width, self.only)
+            sql, params = ru.raw_select(
+                conn, where, flt, kind, group, origin_us, width_us, self.only
+            )
             rows = conn.exec_driver_sql(sql, tuple(params)).all()
         else:
             sql, params = ru.raw_select(
-                conn, where, flt, kind, group, origin, width, by_bin=self.want_hist
+                conn, where, flt, kind, group, origin_us, width_us, by_bin=self.want_hist
             )
             rows = conn.exec_driver_sql(sql, tuple(params)).all()
             self._add_sums([(x[0], *x[2:]) for x in rows])

@@ -37,7 +37,7 @@ router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 # Auto bucket widths in minutes: each divides a day (or is a whole number of
 # days), so buckets line up with UTC hours and midnights.
-NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)
+NICE_BUCKET_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)
 MAX_AUTO_POINTS = 200
 MAX_POINTS = 5000  # an explicit bucket may ask for finer charts, within reason
 
@@ -108,10 +108,10 @@ async def summary(
 
 
 def auto_bucket_minutes(span_us: int) -> int:
-    for m in NICE_BUCKETS:
+    for m in NICE_BUCKET_MINUTES:
         if span_us / (m * MINUTE_US) <= MAX_AUTO_POINTS:
             return m
-    return NICE_BUCKETS[-1]
+    return NICE_BUCKET_MINUTES[-1]
 
 
 @router.get("/timeseries", summary="Time-bucketed metrics for charts")
@@ -135,14 +135,16 @@ async def timeseries(
         # not make every bucket width exceed the point limit.
         start = max(start, MIN_TIMESTAMP_US)
     minutes = bucket or auto_bucket_minutes(end - start)
-    width = minutes * MINUTE_US
-    origin = start // width * width  # aligned to a multiple of the width since the epoch
-    n = (end // width * width - origin) // width + 1
+    # Minutes at the API's edge (`bucket`, `bucket_minutes`); the store takes
+    # the width in microseconds.
+    width_us = minutes * MINUTE_US
+    origin_us = start // width_us * width_us  # aligned to a multiple of the width since the epoch
+    n = (end // width_us * width_us - origin_us) // width_us + 1
     if n > MAX_POINTS:
         raise HTTPException(
             422, f"bucket={minutes} gives {n} points for period={period}; the limit is {MAX_POINTS}"
         )
-    data = await run_in_threadpool(st.store.timeseries, start, end, origin, width, f)
+    data = await run_in_threadpool(st.store.timeseries, start, end, origin_us, width_us, f)
     out: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -157,7 +159,7 @@ async def timeseries(
         )
     }
     for i in range(n):
-        ts = datetime.fromtimestamp((origin + i * width) / 1e6, UTC).isoformat()
+        ts = datetime.fromtimestamp((origin_us + i * width_us) / 1e6, UTC).isoformat()
         b = data.get(i)
         out["timestamps"].append(ts)
         if b is None:
