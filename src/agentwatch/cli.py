@@ -1,19 +1,16 @@
-"""`agentwatch` command line: serve, demo, keys, alerts, prune, rebuild-rollups, migrate-db."""
+"""`agentwatch` command line: the arguments of serve, demo, keys, alerts, prune,
+rebuild-rollups, migrate-db, export and reprice (serving itself is server/serve.py)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
-import logging
-import signal
-import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agentwatch._version import __version__
+from agentwatch.server.serve import StartError, open_store, shown_db
 
 
 class CliError(Exception):
@@ -38,164 +35,12 @@ def _add_settings(p: argparse.ArgumentParser, names: tuple[str, ...] | None = No
         )
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            msg = f"port {port} is already in use on {host}; choose another with --port"
-            raise CliError(msg) from None
-        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _open_store(db: str, migrate: bool = True, maintenance: bool = True) -> Any:
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from agentwatch.store import StoreConfigError, open_store
-    from agentwatch.store.base import error_line
-
-    try:
-        shown = _shown_db(db)
-    except ArgumentError:
-        raise CliError("cannot parse the database URL (expected postgresql://...)") from None
-    try:
-        return open_store(db, migrate=migrate, maintenance=maintenance)
-    except StoreConfigError as e:
-        raise CliError(str(e)) from None
-    except SQLAlchemyError as e:
-        raise CliError(f"cannot open database {shown}: {error_line(e)}") from None
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    # Libraries start helper threads at import (numpy's math pool does). Hold
-    # SIGINT/SIGTERM while importing so that those threads inherit a mask that
-    # blocks both and a signal can only ever land on the main thread (one that
-    # landed on a helper thread raised KeyboardInterrupt at a random point of
-    # startup). Released again before the database is opened.
-    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-    try:
-        import uvicorn
+    from agentwatch.server.serve import serve
+    from agentwatch.server.settings import SETTINGS, Settings
 
-        from agentwatch.pricing import PriceBook, PriceFileError
-        from agentwatch.server.app import create_app
-        from agentwatch.server.limits import HttpLimits, connection_cap, limited_protocol
-        from agentwatch.server.settings import SETTINGS, Settings
-
-        settings = Settings(**{s.name: getattr(args, s.name) for s in SETTINGS})
-        for s in SETTINGS:
-            if s.name in LIMITS and not getattr(settings, s.name) > 0:
-                raise CliError(f"{s.flag} must be a positive number")
-        level = settings.log_level.upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise CliError(f"unknown log level {settings.log_level!r}")
-        if settings.auth not in ("on", "off"):
-            raise CliError(f"--auth must be 'on' or 'off', not {settings.auth!r}")
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            prices = PriceBook.from_file(settings.prices)
-        except PriceFileError as e:
-            raise CliError(str(e)) from None
-    finally:
-        # Ctrl+C while the database is opened (a migration can take a while on
-        # a big one) stops the command at once; the migration rolls back.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
-    sock = _bind(settings.host, settings.port)
-    store = _open_store(settings.db, maintenance=False)
-    # Ctrl+C or SIGTERM that arrives before uvicorn has installed its own
-    # handlers would be lost (asyncio's runner cancels a task uvicorn then
-    # shields) and the server would keep running. Hold both signals until the
-    # app's startup releases them (server/app.py); one sent early is then
-    # delivered to uvicorn and shuts the server down cleanly. Held before the
-    # store's and the server's threads start, so that they all inherit the
-    # mask and the signals can only land on the main thread.
-    signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-    # Hand the GIL over every 1 ms instead of Python's 5 ms: the writer and the
-    # query threads release it around every SQLite call and would otherwise
-    # wait up to 5 ms to get it back from a busy event loop each time.
-    # Measured under full ingest load (benchmarks/scale.py --under-load):
-    # dashboard query p95 roughly halved, ingest no slower.
-    sys.setswitchinterval(0.001)
-    store.start_maintenance()
-    app = create_app(settings, store, prices)
-    limits = HttpLimits(
-        max_header_bytes=settings.max_header_bytes,
-        header_timeout=settings.header_timeout,
-        body_timeout=settings.body_timeout,
-        max_connections=connection_cap(settings.max_connections),
-    )
-    config = uvicorn.Config(
-        app,
-        # uvicorn's httptools protocol plus header, timeout and connection limits.
-        http=limited_protocol(limits),
-        ws="none",  # no route speaks WebSocket; an upgrade is a plain request
-        log_level=settings.log_level.lower(),
-        access_log=level == "DEBUG",  # an access line per ingest batch costs throughput
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # End live streams at once so shutdown does not wait on idle SSE clients.
-            bc = app.state.aw.broadcaster
-            loop = app.state.aw.loop
-            if loop is not None:
-                loop.call_soon_threadsafe(bc.close_all)
-            super().handle_exit(sig, frame)
-
-    shown_host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    print(
-        f"AgentWatch {__version__}: dashboard at http://{shown_host}:{settings.port}/ "
-        f"({store.backend}: {_shown_db(settings.db)})",
-        flush=True,
-    )
-    # uvicorn re-raises the signal once it has shut down gracefully; by then
-    # every in-flight request is answered and the writer has committed. For
-    # SIGTERM the default action would end the process on the spot, skipping
-    # the store's close (its final checkpoint), so SIGTERM ends like Ctrl+C.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            Server(config).run(sockets=[sock])
-    finally:
-        store.close()
-        sock.close()
-    print("AgentWatch stopped; all acknowledged events are stored.", flush=True)
+    serve(Settings(**{s.name: getattr(args, s.name) for s in SETTINGS}))
     return 0
-
-
-HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-# Settings that must be positive (HTTP limits, server/limits.py).
-LIMITS = (
-    "max_header_bytes",
-    "header_timeout",
-    "body_timeout",
-    "max_connections",
-    "alert_interval",
-    "alert_retry_base",
-    "alert_retry_for",
-)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _shown_db(db: str) -> str:
-    from agentwatch.store.dialect import is_url
-
-    if is_url(db):
-        from sqlalchemy.engine import make_url
-
-        return make_url(db).render_as_string(hide_password=True)
-    return db
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -205,7 +50,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise CliError(f"--before {args.before!r} is not an ISO date or datetime") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    store = _open_store(args.db)
+    store = open_store(args.db)
     try:
         n = store.delete_events_before(int(dt.timestamp() * 1_000_000))
     finally:
@@ -215,7 +60,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
+    store = open_store(args.db)
     try:
         n = store.rebuild_rollups()
     finally:
@@ -236,11 +81,11 @@ def cmd_migrate_db(args: argparse.Namespace) -> int:
     src_db, dst_db = args.src, args.dst
     if not is_url(src_db) and not Path(src_db).expanduser().is_file():
         raise CliError(f"--from {src_db}: no such SQLite file")
-    if _shown_db(src_db) == _shown_db(dst_db):
+    if shown_db(src_db) == shown_db(dst_db):
         raise CliError("--from and --to are the same database")
-    src = _open_store(src_db, migrate=not is_url(src_db))
+    src = open_store(src_db, migrate=not is_url(src_db))
     try:
-        dst = _open_store(dst_db)
+        dst = open_store(dst_db)
         try:
             total = new = 0
             for rows in src.iter_rows(args.chunk):
@@ -256,7 +101,7 @@ def cmd_migrate_db(args: argparse.Namespace) -> int:
     if not args.quiet:
         print()
     print(
-        f"copied {new} events from {_shown_db(src_db)} to {_shown_db(dst_db)} "
+        f"copied {new} events from {shown_db(src_db)} to {shown_db(dst_db)} "
         f"({total - new} already there)"
     )
     return 0
@@ -270,7 +115,7 @@ def _store_call(db: str, fn: Any, *a: Any) -> Any:
     try:
         return fn(*a)
     except SQLAlchemyError as e:
-        raise CliError(f"database {_shown_db(db)}: {error_line(e)}") from None
+        raise CliError(f"database {shown_db(db)}: {error_line(e)}") from None
 
 
 def _keys_store(db: str, create: bool) -> Any:
@@ -278,7 +123,7 @@ def _keys_store(db: str, create: bool) -> Any:
 
     if not create and not is_url(db) and not Path(db).expanduser().is_file():
         raise CliError(f"--db {db}: no such SQLite file")
-    return _open_store(db, maintenance=False)
+    return open_store(db, maintenance=False)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -301,7 +146,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     # The note goes to stderr, so that `KEY=$(agentwatch keys create ...)` gets
     # the secret alone; stdout's last (and only) line is the secret.
     print(
-        f"Created key {key.name!r} (scope {key.scope}) in {_shown_db(args.db)}. Servers on "
+        f"Created key {key.name!r} (scope {key.scope}) in {shown_db(args.db)}. Servers on "
         "this database accept it within 5 seconds. The secret below is shown only this once "
         "and cannot be recovered; store it now.",
         file=sys.stderr,
@@ -551,7 +396,7 @@ def _export_db(
 
     if not is_url(args.db) and not Path(args.db).expanduser().is_file():
         raise CliError(f"--db {args.db}: no such SQLite file")
-    store = _open_store(args.db, maintenance=False)
+    store = open_store(args.db, maintenance=False)
     q = EventQuery(
         agent_name=args.agent_name,
         task_name=args.task_name,
@@ -579,7 +424,7 @@ def _export_db(
             n_bytes += len(part)
             progress.update(f"{n_events} events, {n_bytes / 1e6:.1f} MB written")
     except SQLAlchemyError as e:
-        raise CliError(f"database {_shown_db(args.db)}: {error_line(e)}") from None
+        raise CliError(f"database {shown_db(args.db)}: {error_line(e)}") from None
     finally:
         store.close()
     return n_bytes, n_events
@@ -602,7 +447,7 @@ def cmd_reprice(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     if not is_url(args.db) and not Path(args.db).expanduser().is_file():
         raise CliError(f"--db {args.db}: no such SQLite file")
-    store = _open_store(args.db, maintenance=False)
+    store = open_store(args.db, maintenance=False)
     progress = _Progress(args.quiet)
     try:
         res = _store_call(
@@ -828,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args.func(args))
-    except CliError as e:
+    except (CliError, StartError) as e:
         print(f"agentwatch: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -77,9 +77,9 @@ def test_a_first_layout_database_is_converted(pg_url: str) -> None:
         assert {e["provider"] for e in got} == {"openai", None}
         # A retry of a converted event is recognised; new ones get new seqs.
         assert store.insert_events(rows[:3]).inserted == 0
-        s = store.summary(0, 2**62, Filters())
+        s = store.summary(0, 2**62, Filters()).llm
         assert s.requests == 12 and s.input_tokens == sum(range(12))
-        assert store.breakdown("task_name", 0, 2**62, Filters())[0]["requests"] == 4
+        assert store.breakdown("task_name", 0, 2**62, Filters())[0].totals.requests == 4
         more = to_rows([Event(task_name="t", agent_name="a", model="gpt-4o")], PriceBook())
         assert store.insert_events(more).inserted == 1
         assert store.count_events() == 13

@@ -85,7 +85,7 @@ def test_a_first_layout_database_is_converted(tmp_path: Path) -> None:
         assert store.insert_events(to_rows(_events()[:1], PriceBook())).inserted == 0
         got = {e["input_tokens"]: e["id"] for e in store.query_events(Filters(), 50, 0)}
         assert got == dict(enumerate(IDS))
-        s = store.summary(0, 2**62, Filters())
+        s = store.summary(0, 2**62, Filters()).llm
         assert s.requests == len(IDS) and s.input_tokens == sum(range(len(IDS)))
     finally:
         store.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from agentwatch.schema import Event
 from agentwatch.server.validate import to_rows
 from agentwatch.store import SqlStore, open_store
 from agentwatch.store import rollups as ru
-from agentwatch.store.base import Filters
+from agentwatch.store.base import BreakdownRow, Filters
 from agentwatch.store.rollups import DAY_US, MINUTE_US, cover
 from agentwatch.store.sketch import decode_hist, decode_many, encode_hist
 
@@ -90,7 +91,7 @@ def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 30) -> No
         lo = t0 + rng.randrange(-HOUR, 52 * HOUR)
         hi = lo + rng.choice([59_000_000, 61 * 60_000_000, 5 * HOUR + 7, 60 * HOUR])
         agent = rng.choice([None, "b"])
-        s = store.summary(lo, hi, Filters(agent_name=agent))
+        s = store.summary(lo, hi, Filters(agent_name=agent)).llm
         b = brute(stored, lo, hi, agent)
         assert s.requests == b["n"] and s.errors == b["errors"]
         assert s.cost == pytest.approx(b["cost"], abs=1e-9)
@@ -100,11 +101,11 @@ def check(store: SqlStore, rng: random.Random, t0: int, windows: int = 30) -> No
         else:
             assert s.p95 == pytest.approx(b["p95"], rel=0.0051)
         rows = store.breakdown("task_name", lo, hi, Filters(agent_name=agent))
-        assert {r["name"]: r["requests"] for r in rows} == b["by_task"]
+        assert {r.name: r.totals.requests for r in rows} == b["by_task"]
         width = rng.choice([MINUTE_US, 10 * MINUTE_US, HOUR, 2 * HOUR])
         origin = lo // width * width
         series = store.timeseries(lo, hi, origin, width, Filters(agent_name=agent))
-        assert sum(v["requests"] for v in series.values()) == b["n"]
+        assert sum(v.requests for v in series.values()) == b["n"]
 
 
 # Old data (minute rows past their horizon: ragged ends read raw; days before
@@ -189,7 +190,7 @@ def test_minute_rollups_are_kept_for_recent_data_only(tmp_path: Path) -> None:
         # to keep any once the minute closed, so read raw).
         assert store.prune_minute_rollups() == 1
         assert minute_rows(store) == kept[1:]
-        s = store.summary(now - 11 * DAY_US, now, Filters())
+        s = store.summary(now - 11 * DAY_US, now, Filters()).llm
         assert s.requests == 4
     finally:
         store.close()
@@ -217,13 +218,13 @@ def test_old_dated_events_make_their_day_dirty_until_recounted(tmp_path: Path) -
                 (day, day + DAY_US),
             ).scalar()
         assert n == 0
-        assert store.summary(now - 11 * DAY_US, now, Filters()).requests == 3
+        assert store.summary(now - 11 * DAY_US, now, Filters()).llm.requests == 3
         # Not recounted while events keep arriving for it (quiet for 2 s first).
         assert store.recount_dirty() == -1
         assert store.recount_dirty(quiet_us=0) == day
         with store.engine.connect() as conn:
             assert ru.dirty_days(conn) == {}
-        assert store.summary(now - 11 * DAY_US, now, Filters()).requests == 3
+        assert store.summary(now - 11 * DAY_US, now, Filters()).llm.requests == 3
     finally:
         store.close()
 
@@ -263,8 +264,9 @@ def test_cardinality_guard_gives_up_a_bucket_and_stays_exact(
         store.close()
 
 
-def _rounded(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in row.items()}
+def _rounded(row: BreakdownRow) -> dict[str, Any]:
+    fields = {"name": row.name, **asdict(row.totals)}
+    return {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in fields.items()}
 
 
 @pytest.mark.parametrize("guard", [50, 30000], ids=["raw", "rollups"])
@@ -350,7 +352,7 @@ def test_live_buckets_are_read_whole_when_all_their_events_are_inside(tmp_path: 
         assert plan.raw == []  # nothing read raw
         assert {p.unit for p in plan.rollup_pieces} <= {ru.DAY, ru.HOUR}
         rows = store.breakdown("task_name", now - DAY_US, now, Filters(agent_name="a"))
-        assert sum(r["requests"] for r in rows) == 400
+        assert sum(r.totals.requests for r in rows) == 400
     finally:
         store.close()
 
@@ -386,11 +388,11 @@ def test_a_closed_day_gets_day_rows_equal_to_its_hours(tmp_path: Path) -> None:
         assert day[ru.TOTAL] == llm and day[ru.TASK] == llm
         assert [p.unit for p in with_plan.rollup_pieces] == [ru.DAY] and with_plan.raw == []
         after = store.breakdown("task_name", yesterday, yesterday + DAY_US - 1, Filters())
-        exact = ("name", "requests", "errors", "input_tokens", "latency_p50", "latency_p95")
-        assert [{k: r[k] for k in exact} for r in after] == [
-            {k: r[k] for k in exact} for r in before
+        exact = ("requests", "errors", "input_tokens", "p50", "p95")
+        assert [(r.name, *(getattr(r.totals, k) for k in exact)) for r in after] == [
+            (r.name, *(getattr(r.totals, k) for k in exact)) for r in before
         ]
-        assert [r["total_cost"] for r in after] == pytest.approx([r["total_cost"] for r in before])
+        assert [r.totals.cost for r in after] == pytest.approx([r.totals.cost for r in before])
         assert store.close_days() == -1  # today is open
     finally:
         store.close()

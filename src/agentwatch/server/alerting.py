@@ -53,7 +53,7 @@ from typing import Any
 
 from agentwatch.clock import now_us
 from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
-from agentwatch.store.base import Filters, Store, Summary
+from agentwatch.store.base import Filters, Store, Totals
 
 log = logging.getLogger("agentwatch.alerts")
 
@@ -117,7 +117,7 @@ def _filters(f: dict[str, str]) -> Filters:
     )
 
 
-def value_of(metric: str, s: Summary | None, calls: int | None) -> float | None:
+def value_of(metric: str, s: Totals | None, calls: int | None) -> float | None:
     """A rule's value from its group's query; None when there is none."""
     if metric == "calls_per_run":
         return None if calls is None else float(calls)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -106,8 +105,6 @@ def create_app(settings: Settings, store: Store, prices: PriceBook | None = None
         writer.start()
         rejects.start()
         reads.start()
-        # Started: let the signals that `agentwatch serve` held reach uvicorn.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         upkeep = asyncio.create_task(_maintenance(store, settings.retention_days))
         deliverer.start()
         evaluator.start()

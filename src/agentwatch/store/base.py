@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agentwatch.pricing import Rates
     from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
+    from agentwatch.store.dialect import Backend
     from agentwatch.store.explore import EventQuery
     from agentwatch.store.keys import ApiKey
     from agentwatch.store.reprice import RepriceResult
@@ -60,7 +61,12 @@ class InsertResult:
 
 
 @dataclass(slots=True)
-class Summary:
+class Totals:
+    """Raw sums and latency percentiles of a set of events (for the metrics,
+    LLM calls; for a query of task runs, `requests` counts the runs). The
+    store returns these and nothing derived: the routers name, rate and round
+    them (server/api/metrics.py)."""
+
     requests: int = 0
     errors: int = 0
     cost: float = 0.0
@@ -69,6 +75,23 @@ class Summary:
     output_tokens: int = 0
     p50: float | None = None
     p95: float | None = None
+
+
+@dataclass(slots=True)
+class BreakdownRow:
+    """One group of a breakdown: its value (None: the calls that have no
+    provider, user or session) and its totals."""
+
+    name: str | None
+    totals: Totals
+
+
+@dataclass(slots=True)
+class Summary:
+    """A summary's figures: the LLM calls' totals, the agents seen (any
+    kind of event) and the task runs counted."""
+
+    llm: Totals = field(default_factory=Totals)
     agents: list[str] = field(default_factory=list)
     task_runs: int = 0
 
@@ -78,7 +101,7 @@ class Store(Protocol):
     thread-safe: the server calls reads from a thread pool and writes from one
     writer thread."""
 
-    backend: str  # "sqlite" or "postgresql" (dialect.Backend)
+    backend: Backend  # decided once, when the store is opened
 
     def insert_events(self, rows: list[tuple[Any, ...]]) -> InsertResult:
         """Insert rows (tuples in tables.INSERT_COLUMNS order, validated and
@@ -113,8 +136,11 @@ class Store(Protocol):
     def summary(self, start_us: int, end_us: int, f: Filters) -> Summary: ...
 
     def timeseries(
-        self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
-    ) -> dict[int, dict[str, Any]]: ...
+        self, start_us: int, end_us: int, origin_us: int, width_us: int, f: Filters
+    ) -> dict[int, Totals]:
+        """The LLM calls' totals per time bucket [origin + i * width_us,
+        origin + (i + 1) * width_us), keyed by i; buckets without calls absent."""
+        ...
 
     def breakdown(
         self,
@@ -124,7 +150,9 @@ class Store(Protocol):
         f: Filters,
         rest: bool = False,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[BreakdownRow]:
+        """The LLM calls' totals per value of `group_by`, highest cost first."""
+        ...
 
     def first_timestamp_us(self, f: Filters) -> int | None: ...
 
@@ -156,9 +184,9 @@ class Store(Protocol):
 
     def breakdown_raw(
         self, group_by: str, start_us: int, end_us: int, f: Filters, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Breakdown rows (the shape of `breakdown`) per provider, user_id or
-        session_id, from raw LLM calls; highest cost first."""
+    ) -> list[BreakdownRow]:
+        """Breakdown rows per provider, user_id or session_id, highest cost
+        first, then a row named None for the calls without a value."""
         ...
 
     def run_totals(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -196,9 +224,8 @@ class Store(Protocol):
 
     def alert_history(self, rule_id: int, limit: int = 200) -> list[dict[str, Any]]: ...
 
-    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
-        """The LLM-call part of `summary` (same pre-aggregates, same code):
-        requests, errors, cost, tokens, latency percentiles."""
+    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Totals:
+        """The LLM-call part of `summary` (same pre-aggregates, same code)."""
         ...
 
     def max_calls_per_run(self, start_us: int, end_us: int, f: Filters) -> int | None:

@@ -2,7 +2,7 @@
 
 Functions here take an open SQLAlchemy Connection and use Core only, so the
 same SQL serves SQLite and PostgreSQL; `SqlStore` exposes them as thin
-methods (`explore_events`, `breakdown_raw`, `run_totals`, `session_view`).
+methods (`explore_events`, `run_totals`, `session_view`).
 They read raw events: the explorer filters on what the rollups do not keep
 (status, error text, ids) and in orders they cannot give (cost, latency).
 

@@ -68,7 +68,11 @@ from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, ro
 
 TEN_MINUTES_US = 600_000_000
 
-# Unit codes and widths, finest first.
+# Units: the codes of the bucket widths rollup rows are kept at (the
+# `unit` column), finest first; WIDTH[unit] is that width in microseconds.
+# Everywhere in the store a bucket width is microseconds (`width_us`, as a
+# timeseries asks for one); minutes exist only at the API's edge (its
+# `bucket` parameter and `bucket_minutes`, server/api/metrics.py).
 MINUTE, TEN, HOUR, DAY = 0, 1, 2, 3
 WIDTH: dict[int, int] = {MINUTE: MINUTE_US, TEN: TEN_MINUTES_US, HOUR: HOUR_US, DAY: DAY_US}
 COARSE_FIRST: tuple[int, ...] = (DAY, HOUR, TEN, MINUTE)
@@ -1154,10 +1158,12 @@ def plan(
     hi: int,
     flt: dict[str, int],
     group: str | None,
-    width: int | None,
+    width_us: int | None,
     kind: int | None = None,
     now: int | None = None,
 ) -> Plan:
+    """The plan of a query over [lo, hi) per `group`; with `width_us` (a
+    timeseries' bucket width), only the units whose width divides it."""
     gdim = group if group in REF_COLUMN else None
     need = frozenset(flt) | ({gdim} if gdim else frozenset())
     stype = STYPE_OF.get(need)
@@ -1166,7 +1172,7 @@ def plan(
         units = tuple(
             u
             for u in COARSE_FIRST
-            if stype in SERIES_BY_UNIT[u] and (width is None or width % WIDTH[u] == 0)
+            if stype in SERIES_BY_UNIT[u] and (width_us is None or width_us % WIDTH[u] == 0)
         )
     w = get_watermark(conn)
     dirty = sorted(d for d in dirty_days(conn) if d + DAY_US > lo and d < hi)
@@ -1305,8 +1311,8 @@ def rollup_select(
     flt: dict[str, int],
     kind: int | None,
     group: str | None,
-    origin: int,
-    width: int | None,
+    origin_us: int,
+    width_us: int | None,
 ) -> tuple[Any, list[ColumnElement[bool]]]:
     """The group expression and conditions that read one rollup piece."""
     assert p.unit is not None and stype is not None
@@ -1331,8 +1337,8 @@ def rollup_select(
         conds += [r.bucket >= p.lo, r.bucket < p.hi]
     for d, ref in flt.items():
         conds.append(col(d) == ref)
-    if width is not None:
-        gexpr: Any = ((r.bucket - origin) // width).label("g")
+    if width_us is not None:
+        gexpr: Any = ((r.bucket - origin_us) // width_us).label("g")
     elif group in REF_COLUMN:
         gexpr = col(group).label("g")
     else:
@@ -1364,8 +1370,8 @@ def raw_select(
     flt: dict[str, int],
     kind: int | None,
     group: str | None,
-    origin: int,
-    width: int | None,
+    origin_us: int,
+    width_us: int | None,
     only: list[int] | None = None,
     by_bin: bool = True,
 ) -> tuple[str, list[Any]]:
@@ -1386,8 +1392,8 @@ def raw_select(
         cond += f" AND {REF_COLUMN[group]} <> 0"
     if only is not None and group in REF_COLUMN:
         cond += f" AND {REF_COLUMN[group]} IN ({', '.join(str(int(v)) for v in only)})"
-    if width is not None:
-        g = f"(ts - {int(origin)}) / {int(width)}"
+    if width_us is not None:
+        g = f"(ts - {int(origin_us)}) / {int(width_us)}"
     elif group in REF_COLUMN:
         g = REF_COLUMN[group]
     else:

@@ -13,7 +13,14 @@ from sqlalchemy.exc import OperationalError
 from agentwatch.store import alerts, keys, quality
 from agentwatch.store import rollups as ru
 from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
-from agentwatch.store.base import DIMENSIONS, Filters, InsertResult, Summary
+from agentwatch.store.base import (
+    DIMENSIONS,
+    BreakdownRow,
+    Filters,
+    InsertResult,
+    Summary,
+    Totals,
+)
 from agentwatch.store.codec import NameCache, decode, encode, pack_id, to_api, unpack_id
 from agentwatch.store.dialect import (
     NOTIFY_CHANNEL,
@@ -394,43 +401,28 @@ class SqlStore:
             llm = self._llm_totals(conn, start_us, end_us, f)
             runs = self._collect(
                 conn, start_us, end_us + 1, f, KIND_CODES["task"], want_hist=False
-            ).get(0, _Acc())
+            ).get(0, Totals())
             agents = self._collect(
                 conn, start_us, end_us + 1, f, None, group="agent_name", want_hist=False
             )
-            names = sorted(str(a) for a, acc in agents.items() if acc.n)
-        llm.agents, llm.task_runs = names, runs.n
-        return llm
+            names = sorted(str(a) for a, t in agents.items() if t.requests)
+        return Summary(llm, names, runs.requests)
 
     def timeseries(
-        self, start_us: int, end_us: int, origin_us: int, bucket_us: int, f: Filters
-    ) -> dict[int, dict[str, Any]]:
-        """Per-bucket LLM-call totals keyed by bucket index (ts - origin) // bucket."""
+        self, start_us: int, end_us: int, origin_us: int, width_us: int, f: Filters
+    ) -> dict[int, Totals]:
+        """Per-bucket LLM-call totals keyed by bucket index (ts - origin_us) // width_us."""
         with self._snapshot() as conn:
-            accs = self._collect(
+            got = self._collect(
                 conn,
                 start_us,
                 end_us + 1,
                 f,
                 KIND_CODES["llm"],
                 origin_us=origin_us,
-                width_us=bucket_us,
+                width_us=width_us,
             )
-        out: dict[int, dict[str, Any]] = {}
-        for g, a in accs.items():
-            if not a.n:
-                continue
-            p50, p95 = a.pct
-            out[int(g)] = {
-                "requests": a.n,
-                "errors": a.errors,
-                "cost": a.cost,
-                "latency_sum": a.latency_sum,
-                "tokens": a.input_tokens + a.output_tokens,
-                "p50": p50,
-                "p95": p95,
-            }
-        return out
+        return {int(g): t for g, t in got.items() if t.requests}
 
     def breakdown(
         self,
@@ -440,14 +432,14 @@ class SqlStore:
         f: Filters,
         rest: bool = False,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[BreakdownRow]:
         """Per value of `group_by`, highest cost first (the first `limit`);
         with `rest` (provider, user, session) a last row named None for the
         calls without a value."""
         if group_by not in ALL_DIMENSIONS:  # the API validates too; never trust a column name
             raise ValueError(f"cannot group by {group_by!r}")
         with self._snapshot() as conn:
-            accs = self._collect(
+            got = self._collect(
                 conn,
                 start_us,
                 end_us + 1,
@@ -457,26 +449,8 @@ class SqlStore:
                 rest=rest,
                 top=limit,
             )
-        out = []
-        for name, a in accs.items():
-            if not a.n:
-                continue
-            p50, p95 = a.pct
-            out.append(
-                {
-                    "name": name,
-                    "requests": a.n,
-                    "avg_latency": round(a.latency_sum / a.n, 3),
-                    "total_cost": a.cost,
-                    "error_rate": round(100.0 * a.errors / a.n, 3),
-                    "errors": a.errors,
-                    "input_tokens": a.input_tokens,
-                    "output_tokens": a.output_tokens,
-                    "latency_p50": p50,
-                    "latency_p95": p95,
-                }
-            )
-        out.sort(key=lambda x: (x["name"] is None, -x["total_cost"], x["name"] or ""))
+        out = [BreakdownRow(name, t) for name, t in got.items() if t.requests]
+        out.sort(key=lambda r: (r.name is None, -r.totals.cost, r.name or ""))
         return out if limit is None else out[:limit]
 
     def _collect(
@@ -492,12 +466,12 @@ class SqlStore:
         want_hist: bool = True,
         rest: bool = False,
         top: int | None = None,
-    ) -> dict[Any, _Acc]:
+    ) -> dict[Any, Totals]:
         """Sums and latency percentiles over lo <= ts < hi, per group.
 
         `group` is a dimension name (groups are its values), or None (one
         group, 0); with `width_us` the group is the time bucket index
-        (ts - origin) // width instead. `kind` is a kind code, or None for
+        (ts - origin_us) // width_us instead. `kind` is a kind code, or None for
         every kind. `rest`: also a group None for the events without a value
         of `group` (provider, user, session), exact: the totals less the
         groups, histograms included (bin counts subtract as they add).
@@ -569,7 +543,7 @@ class SqlStore:
 
     def breakdown_raw(
         self, group_by: str, start_us: int, end_us: int, f: Filters, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[BreakdownRow]:
         """Breakdown by provider, user_id or session_id, from their rollups:
         one row per value, then a row with name None for the calls without
         one (exact: the totals less the rows). Highest cost first, that row
@@ -677,25 +651,14 @@ class SqlStore:
     def alert_history(self, rule_id: int, limit: int = 200) -> list[dict[str, Any]]:
         return alerts.history(self.engine, rule_id, limit)
 
-    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Summary:
+    def alert_totals(self, start_us: int, end_us: int, f: Filters) -> Totals:
         """The LLM-call half of `summary`, by the same code."""
         with self._snapshot() as conn:
             return self._llm_totals(conn, start_us, end_us, f)
 
-    def _llm_totals(self, conn: Connection, start_us: int, end_us: int, f: Filters) -> Summary:
+    def _llm_totals(self, conn: Connection, start_us: int, end_us: int, f: Filters) -> Totals:
         """Totals and percentiles of the LLM calls in [start, end]."""
-        llm = self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, _Acc())
-        p50, p95 = llm.pct
-        return Summary(
-            requests=llm.n,
-            errors=llm.errors,
-            cost=llm.cost,
-            latency_sum=llm.latency_sum,
-            input_tokens=llm.input_tokens,
-            output_tokens=llm.output_tokens,
-            p50=p50,
-            p95=p95,
-        )
+        return self._collect(conn, start_us, end_us + 1, f, KIND_CODES["llm"]).get(0, Totals())
 
     def max_calls_per_run(self, start_us: int, end_us: int, f: Filters) -> int | None:
         flt = {d: getattr(f, d) for d in DIMENSIONS if getattr(f, d) is not None}
@@ -728,21 +691,6 @@ class SqlStore:
         """calls-per-run rows past a month, finished deliveries past a day."""
         n = alerts.prune_run_calls(self.engine)
         return n + alerts.prune_deliveries(self.engine, ru.now_us() - 86_400_000_000)
-
-
-class _Acc:
-    """Running totals of one group, and its latency percentiles once known."""
-
-    __slots__ = ("cost", "errors", "input_tokens", "latency_sum", "n", "output_tokens", "pct")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.errors = 0
-        self.cost = 0.0
-        self.latency_sum = 0.0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.pct: list[float | None] = [None for _ in PERCENTILES]
 
 
 # The key of the group of events without a value (breakdown's `rest`).
@@ -784,10 +732,10 @@ class _Gather:
         flt: dict[str, int],
         kind: int | None,
         group: str | None,
-        origin: int,
-        width: int | None,
+        origin_us: int,
+        width_us: int | None,
     ) -> None:
-        gexpr, conds = ru.rollup_select(p, plan.stype, flt, kind, group, origin, width)
+        gexpr, conds = ru.rollup_select(p, plan.stype, flt, kind, group, origin_us, width_us)
         r = rollups.c
         sums = [r.n, r.errors, r.cost, r.latency_sum, r.input_tokens, r.output_tokens]
         if self.only is not None:
@@ -795,7 +743,7 @@ class _Gather:
         else:
             try:
                 q = select(gexpr, *[func.sum(x) for x in sums]).where(*conds)
-                if group is not None or width is not None:  # (GROUP BY 0 would mean column 0)
+                if group is not None or width_us is not None:  # (GROUP BY 0: column 0)
                     q = q.group_by(gexpr)
                 self._add_sums(conn.execute(q).all())
             except OperationalError as e:  # SQLite's SUM overflowed: add them up exactly here
@@ -818,15 +766,17 @@ class _Gather:
         flt: dict[str, int],
         kind: int | None,
         group: str | None,
-        origin: int,
-        width: int | None,
+        origin_us: int,
+        width_us: int | None,
     ) -> None:
         if self.only is not None:
-            sql, params = ru.raw_select(conn, where, flt, kind, group, origin, width, self.only)
+            sql, params = ru.raw_select(
+                conn, where, flt, kind, group, origin_us, width_us, self.only
+            )
             rows = conn.exec_driver_sql(sql, tuple(params)).all()
         else:
             sql, params = ru.raw_select(
-                conn, where, flt, kind, group, origin, width, by_bin=self.want_hist
+                conn, where, flt, kind, group, origin_us, width_us, by_bin=self.want_hist
             )
             rows = conn.exec_driver_sql(sql, tuple(params)).all()
             self._add_sums([(x[0], *x[2:]) for x in rows])
@@ -872,10 +822,10 @@ class _Gather:
         cut = np.sort(cost)[-top]
         return [int(k) for k in keys[cost >= cut]]
 
-    def result(self, top: int | None = None) -> dict[Any, _Acc]:
+    def result(self, top: int | None = None) -> dict[Any, Totals]:
         """Every group's totals and percentiles; with `top`, only the `top`
         groups of highest cost (and any tied with the last) keep theirs."""
-        out: dict[Any, _Acc] = {}
+        out: dict[Any, Totals] = {}
         if not self.cols["g"]:
             return out
         g = np.concatenate(self.cols["g"])
@@ -916,17 +866,19 @@ class _Gather:
                 pct = percentiles_by_group(rg, rb, rc, k, PERCENTILES)
         kl = keys.tolist()
         for i in chosen.tolist():
-            a = _Acc()
-            a.n = tot["n"][i]
-            if a.n <= 0:
+            if tot["n"][i] <= 0:
                 continue
-            a.errors = tot["errors"][i]
-            a.cost = max(0.0, tot["cost"][i])
-            a.latency_sum = max(0.0, tot["latency_sum"][i])
-            a.input_tokens = tot["input_tokens"][i]
-            a.output_tokens = tot["output_tokens"][i]
-            a.pct = pct[i]
-            out[None if kl[i] == _REST else kl[i]] = a
+            p50, p95 = pct[i]
+            out[None if kl[i] == _REST else kl[i]] = Totals(
+                requests=tot["n"][i],
+                errors=tot["errors"][i],
+                cost=max(0.0, tot["cost"][i]),
+                latency_sum=max(0.0, tot["latency_sum"][i]),
+                input_tokens=tot["input_tokens"][i],
+                output_tokens=tot["output_tokens"][i],
+                p50=p50,
+                p95=p95,
+            )
         return out
 
 

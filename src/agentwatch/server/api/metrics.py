@@ -2,6 +2,10 @@
 
 Metrics count LLM calls (kind "llm") only; task runs and tool calls never
 inflate request counts or bend latency percentiles (docs/http-api.md).
+
+The store answers with raw totals (store.base: Summary, Totals,
+BreakdownRow); this module is the one place that names them as the API does,
+derives the rates and averages, and rounds.
 """
 
 from __future__ import annotations
@@ -27,19 +31,44 @@ from agentwatch.server.api.common import (
     state,
     window,
 )
-from agentwatch.store.base import DIMENSIONS
+from agentwatch.store.base import DIMENSIONS, BreakdownRow, Totals
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
 # Auto bucket widths in minutes: each divides a day (or is a whole number of
 # days), so buckets line up with UTC hours and midnights.
-NICE_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)
+NICE_BUCKET_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 2880, 10080)
 MAX_AUTO_POINTS = 200
 MAX_POINTS = 5000  # an explicit bucket may ask for finer charts, within reason
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(x, nd)
+
+
+def cost_usd(cost: float) -> float:
+    """A cost as the API shows it: rounded to a millionth of a dollar."""
+    return round(cost, 6)
+
+
+def avg_latency(t: Totals) -> float | None:
+    return _r(t.latency_sum / t.requests) if t.requests else None
+
+
+def breakdown_row(row: BreakdownRow) -> dict[str, Any]:
+    t = row.totals
+    return {
+        "name": row.name,
+        "requests": t.requests,
+        "avg_latency": avg_latency(t),
+        "total_cost": cost_usd(t.cost),
+        "error_rate": round(100.0 * t.errors / t.requests, 3),
+        "errors": t.errors,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "latency_p50": t.p50,
+        "latency_p95": t.p95,
+    }
 
 
 @router.get("/summary", summary="Totals, success rate and latency percentiles for a period")
@@ -56,21 +85,21 @@ async def summary(
     s = await run_in_threadpool(
         state(request).store.summary, start, end, dims(agent_name, model, task_name)
     )
-    n = s.requests
+    t, n = s.llm, s.llm.requests
     out: dict[str, Any] = {
-        "total_cost": round(s.cost, 6),
+        "total_cost": cost_usd(t.cost),
         "total_requests": n,
-        "success_rate": round(100.0 * (n - s.errors) / n, 2) if n else None,
-        "avg_latency_ms": _r(s.latency_sum / n) if n else None,
-        "latency_p50": s.p50,
-        "latency_p95": s.p95,
+        "success_rate": round(100.0 * (n - t.errors) / n, 2) if n else None,
+        "avg_latency_ms": avg_latency(t),
+        "latency_p50": t.p50,
+        "latency_p95": t.p95,
         "active_agents": s.agents,
         # With `since`, the period played no part in the window.
         "period": "custom" if since is not None else period,
-        "errors": s.errors,
-        "input_tokens": s.input_tokens,
-        "output_tokens": s.output_tokens,
-        "total_tokens": s.input_tokens + s.output_tokens,
+        "errors": t.errors,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "total_tokens": t.input_tokens + t.output_tokens,
         "task_runs": s.task_runs,
     }
     if since is not None or until is not None:  # the window used, for a custom one
@@ -79,10 +108,10 @@ async def summary(
 
 
 def auto_bucket_minutes(span_us: int) -> int:
-    for m in NICE_BUCKETS:
+    for m in NICE_BUCKET_MINUTES:
         if span_us / (m * MINUTE_US) <= MAX_AUTO_POINTS:
             return m
-    return NICE_BUCKETS[-1]
+    return NICE_BUCKET_MINUTES[-1]
 
 
 @router.get("/timeseries", summary="Time-bucketed metrics for charts")
@@ -106,14 +135,16 @@ async def timeseries(
         # not make every bucket width exceed the point limit.
         start = max(start, MIN_TIMESTAMP_US)
     minutes = bucket or auto_bucket_minutes(end - start)
-    width = minutes * MINUTE_US
-    origin = start // width * width  # aligned to a multiple of the width since the epoch
-    n = (end // width * width - origin) // width + 1
+    # Minutes at the API's edge (`bucket`, `bucket_minutes`); the store takes
+    # the width in microseconds.
+    width_us = minutes * MINUTE_US
+    origin_us = start // width_us * width_us  # aligned to a multiple of the width since the epoch
+    n = (end // width_us * width_us - origin_us) // width_us + 1
     if n > MAX_POINTS:
         raise HTTPException(
             422, f"bucket={minutes} gives {n} points for period={period}; the limit is {MAX_POINTS}"
         )
-    data = await run_in_threadpool(st.store.timeseries, start, end, origin, width, f)
+    data = await run_in_threadpool(st.store.timeseries, start, end, origin_us, width_us, f)
     out: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -128,7 +159,7 @@ async def timeseries(
         )
     }
     for i in range(n):
-        ts = datetime.fromtimestamp((origin + i * width) / 1e6, UTC).isoformat()
+        ts = datetime.fromtimestamp((origin_us + i * width_us) / 1e6, UTC).isoformat()
         b = data.get(i)
         out["timestamps"].append(ts)
         if b is None:
@@ -137,13 +168,13 @@ async def timeseries(
             for k in ("avg_latency", "latency_p50", "latency_p95"):
                 out[k].append(None)
             continue
-        out["cost"].append(round(b["cost"], 6))
-        out["tokens"].append(b["tokens"])
-        out["requests"].append(b["requests"])
-        out["errors"].append(b["errors"])
-        out["avg_latency"].append(_r(b["latency_sum"] / b["requests"]))
-        out["latency_p50"].append(b["p50"])
-        out["latency_p95"].append(b["p95"])
+        out["cost"].append(cost_usd(b.cost))
+        out["tokens"].append(b.input_tokens + b.output_tokens)
+        out["requests"].append(b.requests)
+        out["errors"].append(b.errors)
+        out["avg_latency"].append(avg_latency(b))
+        out["latency_p50"].append(b.p50)
+        out["latency_p95"].append(b.p95)
     extra = {"since": iso_us(start), "until": iso_us(end)} if since or until else {}
     shown = "custom" if since is not None else period
     return FastJSON({**out, "bucket_minutes": minutes, "period": shown, **extra})
@@ -173,6 +204,4 @@ async def breakdown(
         rows = await run_in_threadpool(st.store.breakdown, group_by, start, end, f, False, limit)
     else:  # provider, user, session: raw events (store/explore.py)
         rows = await run_in_threadpool(st.store.breakdown_raw, group_by, start, end, f, limit)
-    for r in rows:
-        r["total_cost"] = round(r["total_cost"], 6)
-    return FastJSON(rows)
+    return FastJSON([breakdown_row(r) for r in rows])

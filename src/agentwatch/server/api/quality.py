@@ -69,7 +69,7 @@ async def quality(
     out: dict[str, Any] = {
         "since": iso_us(lo),
         "until": iso_us(hi),
-        "llm_calls": summary.requests,
+        "llm_calls": summary.llm.requests,
     }
     for flag, c in counts.items():
         out[flag] = {
