@@ -12,6 +12,7 @@ what its own work imports.
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
@@ -38,7 +39,16 @@ def spawn(module: str, db: str) -> tuple[subprocess.Popen[bytes], socket.socket]
 
 
 def child_socket(argv: list[str]) -> tuple[socket.socket, str]:
-    """In the child: its end of the socket and the database, from its arguments."""
+    """In the child: its end of the socket and the database, from its arguments.
+
+    The server decides when its helpers go (it closes the socket). A Ctrl+C
+    in a terminal reaches the whole process group, so the child ignores
+    SIGINT; and it may have been started while `agentwatch serve` held
+    SIGINT and SIGTERM blocked (server/serve.py), a mask a child inherits,
+    so it unblocks them: SIGTERM still ends it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     return socket.socket(fileno=int(argv[0])), argv[1]
 
 
@@ -57,7 +67,10 @@ def recv(sock: socket.socket) -> bytes | None:
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        try:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+        except ConnectionResetError:  # closed with our message unread: gone too
+            return None
         if not chunk:
             return None
         buf += chunk
