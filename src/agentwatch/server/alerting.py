@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentwatch.clock import now_us
+from agentwatch.server.figures import cost_usd, error_rate
 from agentwatch.store.alerts import AlertRule, Delivery, StateUpdate
 from agentwatch.store.base import Filters, Store, Totals
 
@@ -124,7 +125,7 @@ def value_of(metric: str, s: Totals | None, calls: int | None) -> float | None:
     assert s is not None
     n = s.requests
     if metric == "cost":
-        return round(s.cost, 6)
+        return cost_usd(s.cost)
     if metric == "requests":
         return float(n)
     if metric == "tokens":
@@ -132,7 +133,7 @@ def value_of(metric: str, s: Totals | None, calls: int | None) -> float | None:
     if not n:
         return None
     if metric == "error_rate":
-        return round(100.0 * s.errors / n, 3)
+        return error_rate(s)
     return s.p50 if metric == "latency_p50" else s.p95
 
 

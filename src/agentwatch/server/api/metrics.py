@@ -31,7 +31,8 @@ from agentwatch.server.api.common import (
     state,
     window,
 )
-from agentwatch.store.base import DIMENSIONS, BreakdownRow, Totals
+from agentwatch.server.figures import avg_latency, cost_usd, error_rate
+from agentwatch.store.base import DIMENSIONS, BreakdownRow
 
 router = APIRouter(prefix="/api/metrics", tags=["metrics"])
 
@@ -42,19 +43,6 @@ MAX_AUTO_POINTS = 200
 MAX_POINTS = 5000  # an explicit bucket may ask for finer charts, within reason
 
 
-def _r(x: float | None, nd: int = 3) -> float | None:
-    return None if x is None else round(x, nd)
-
-
-def cost_usd(cost: float) -> float:
-    """A cost as the API shows it: rounded to a millionth of a dollar."""
-    return round(cost, 6)
-
-
-def avg_latency(t: Totals) -> float | None:
-    return _r(t.latency_sum / t.requests) if t.requests else None
-
-
 def breakdown_row(row: BreakdownRow) -> dict[str, Any]:
     t = row.totals
     return {
@@ -62,7 +50,7 @@ def breakdown_row(row: BreakdownRow) -> dict[str, Any]:
         "requests": t.requests,
         "avg_latency": avg_latency(t),
         "total_cost": cost_usd(t.cost),
-        "error_rate": round(100.0 * t.errors / t.requests, 3),
+        "error_rate": error_rate(t),
         "errors": t.errors,
         "input_tokens": t.input_tokens,
         "output_tokens": t.output_tokens,
