@@ -948,12 +948,10 @@ def close_days(conn: Connection, now: int | None = None) -> int | None:
     return day
 
 
-def _hours_of(
-    conn: Connection, stype: int, day: int, max_seq: int, fetch: int = RECOUNT_FETCH_ROWS
-) -> Level:
-    """The hour rows of one series type over a day, as a level, with the
-    hours kept raw for it counted from their raw events. In key order, so
-    the day rows summed from them do not depend on how the rows are stored."""
+def _hours_of(conn: Connection, stype: int, day: int) -> Level:
+    """The stored hour rows of one series type over a day, as a level, in key
+    order (so that the day rows summed from them do not depend on how the
+    rows are stored)."""
     r = rollups.c
     rows = conn.execute(
         select(*[r[c] for c in _READ_COLS])
@@ -966,22 +964,44 @@ def _hours_of(
         )
         .order_by(r.kind, r.bucket, r.v1, r.v2)
     ).all()
-    lv = _level_of(list(rows))
+    return _level_of(list(rows))
+
+
+# Hours kept raw are read for the day rows in runs of at most this many.
+_RAW_RUN_HOURS = 6
+
+
+def _raw_hours(conn: Connection, day: int, max_seq: int, fetch: int) -> dict[int, list[Level]]:
+    """The hour rows, per series type, of the hours of a day kept raw for
+    it, counted from their raw events. Each run of such hours (of at most
+    _RAW_RUN_HOURS) is read once, streamed, whatever the series types that
+    need it."""
     o = rollup_raw.c
-    raw_hours = [
-        int(b)
-        for (b,) in conn.execute(
-            select(o.bucket)
-            .where(o.unit == HOUR, o.stype == stype, o.bucket >= day, o.bucket < day + DAY_US)
-            .order_by(o.bucket)
-        )
-    ]
-    for b in raw_hours:
-        ev, _ = _events_of(conn, b, b + HOUR_US, max_seq, fetch)
-        got = _regroup_to(ev, HOUR, stype)
-        if len(got):
-            lv = _concat(lv, got) if len(lv) else got
-    return lv
+    per: dict[int, set[int]] = {}
+    for st, b in conn.execute(
+        select(o.stype, o.bucket).where(o.unit == HOUR, o.bucket >= day, o.bucket < day + DAY_US)
+    ):
+        per.setdefault(int(st), set()).add(int(b))
+    runs: list[list[int]] = []
+    for h in sorted(set(itertools.chain.from_iterable(per.values()))):
+        if runs and runs[-1][1] == h and h - runs[-1][0] < _RAW_RUN_HOURS * HOUR_US:
+            runs[-1][1] = h + HOUR_US
+        else:
+            runs.append([h, h + HOUR_US])
+    out: dict[int, list[Level]] = {}
+    for a, b in runs:
+        ev, n = _events_of(conn, a, b, max_seq, fetch)
+        if not n:
+            continue
+        k = dict(ev.keys)
+        k["bucket"] = k["bucket"] - k["bucket"] % HOUR_US
+        lv = ev.regroup(k)
+        for stype in sorted(per):
+            mine = np.flatnonzero(np.isin(lv.keys["bucket"], sorted(per[stype])))
+            got = _regroup_to(lv.take(mine), HOUR, stype) if len(mine) else None
+            if got is not None and len(got):
+                out.setdefault(stype, []).append(got)
+    return out
 
 
 def _regroup_to(lv: Level, unit: int, stype: int) -> Level:
@@ -1097,20 +1117,22 @@ def _events_of(
     return (_concat_all(levels) if levels else events_level(carry)), n
 
 
-def _recount_hours(conn: Connection, lo: int, hi: int, now: int, fetch: int) -> int:
+def _recount_hours(
+    conn: Connection, lo: int, hi: int, now: int, fetch: int, days: bool = False
+) -> int:
     """Recount the minute, ten-minute and hour rows of [lo, hi) (whole hours
     of one day) from the events up to the watermark, inside the caller's
-    transaction; returns the events read."""
-    conn.execute(delete(rollups).where(*bucket_range(lo, hi, units=_SUB_DAY)))
+    transaction; returns the events read. With `days` ([lo, hi) is the whole
+    day), the day rows too, from the same events, if the day has closed."""
+    units = COARSE_FIRST if days else _SUB_DAY
+    conn.execute(delete(rollups).where(*bucket_range(lo, hi, units=units)))
     o = rollup_raw.c
-    conn.execute(
-        delete(rollup_raw).where(o.unit.in_(list(_SUB_DAY)), o.bucket >= lo, o.bucket < hi)
-    )
+    conn.execute(delete(rollup_raw).where(o.unit.in_(list(units)), o.bucket >= lo, o.bucket < hi))
     w = get_watermark(conn)
     lv, n = _events_of(conn, lo, hi, w, fetch)
-    if n:  # no day rows here (days_upto: this day): _day_rows makes them from the hours
-        folds = fold_all(lv, now, days_upto=lo - lo % DAY_US)
-        merge_and_write(conn, folds, w, now, fresh=True)
+    if n:  # days_upto of the day itself: no day rows (_day_rows makes them from the hours)
+        upto = day_rows_upto(conn, now) if days else lo - lo % DAY_US
+        merge_and_write(conn, fold_all(lv, now, upto), w, now, fresh=True)
     return n
 
 
@@ -1127,9 +1149,14 @@ def _day_rows(
     if not make:
         return
     w = get_watermark(conn)
+    raw = _raw_hours(conn, day, w, fetch)
     folds = []
     for stype in SERIES_BY_UNIT[DAY]:
-        hours = _hours_of(conn, stype, day, w, fetch)
+        parts = [_hours_of(conn, stype, day), *raw.get(stype, [])]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            continue
+        hours = parts[0] if len(parts) == 1 else _concat_all(parts)
         if len(hours):
             k = dict(hours.keys)
             k["bucket"] = np.full(len(hours), day, dtype=np.int64)
@@ -1192,6 +1219,13 @@ def recount_step(
     end = day + DAY_US
     if nxt < end:
         hi = _slice_end(conn, nxt, end, slice_rows)
+        if nxt == day and hi == end:
+            # The whole day in one slice (most days of an import): the day
+            # rows from the same events, with no second read.
+            n = _recount_hours(conn, day, end, t, fetch, days=True)
+            conn.execute(delete(rollup_dirty).where(d.day == day))
+            _clear_progress(conn, day)
+            return True, n
         n = _recount_hours(conn, nxt, hi, t, fetch)
         _set_state(conn, f"{_NEXT}{day}", hi)
         return False, n
@@ -1206,12 +1240,10 @@ def recount_day(
 ) -> int:
     """Recount one day's rollups from its raw events (every unit), all in the
     caller's write transaction (retention's cut day, migrations), and clear
-    its dirty mark. Rows are read `fetch` at a time, hour rows written, then
-    the day rows made from them, as by the slices of recount_step. Events
-    past the watermark are left to the next build. Returns the events read."""
-    t = now_us() if now is None else now
-    n = _recount_hours(conn, day, day + DAY_US, t, fetch)
-    _day_rows(conn, day, t, day < day_rows_upto(conn, t), fetch)
+    its dirty mark: one slice of the whole day, its rows read `fetch` at a
+    time. Events past the watermark are left to the next build. Returns the
+    events read."""
+    n = _recount_hours(conn, day, day + DAY_US, now_us() if now is None else now, fetch, True)
     conn.execute(delete(rollup_dirty).where(rollup_dirty.c.day == day))
     _clear_progress(conn, day)
     return n
