@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +249,20 @@ class SqlStore:
             return wal_checkpoint(self.engine)
         except OperationalError:  # busy or gone: the next call tries again
             return False
+
+    def disk_bytes(self) -> tuple[int, int]:
+        """SQLite: the sizes of the database file and of its WAL now (two
+        stat calls); (0, 0) for PostgreSQL."""
+        if self.backend is not Backend.SQLITE:
+            return 0, 0
+        path = str(self.engine.url.database)
+        out = []
+        for f in (path, f"{path}-wal"):
+            try:
+                out.append(os.stat(f).st_size)
+            except OSError:
+                out.append(0)
+        return out[0], out[1]
 
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int:
         """Delete events older than ts_us, and their pre-aggregates, in chunks
