@@ -361,3 +361,21 @@ def wal_checkpoint(engine: Engine, mode: str = "TRUNCATE", busy_ms: int = 200) -
         return bool(row) and row[0] == 0
     finally:
         raw.close()
+
+
+def stream_rows(
+    conn: Connection, sql: str, params: Sequence[Any], size: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of one query (driver placeholders), `size` at a time, inside
+    the caller's transaction, never all of them in memory at once: SQLite's
+    cursor steps the statement as rows are fetched; on PostgreSQL a plain
+    cursor would receive the whole result first, so a server-side (named)
+    cursor is used, which fetches `size` rows per round trip."""
+    raw: Any = conn.connection.driver_connection
+    cur = raw.cursor(name="aw_stream") if conn.dialect.name == "postgresql" else raw.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        while rows := cur.fetchmany(size):
+            yield rows
+    finally:
+        cur.close()

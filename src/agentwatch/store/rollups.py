@@ -28,10 +28,11 @@ at the next start.
 Old-dated events (an import, a backfill, `migrate-db`: anything for a day
 before yesterday) are not folded in one by one: a batch spread over 30 days
 would touch tens of thousands of rows each time. Their day is marked dirty
-instead (`rollup_dirty`), and recounted whole from its raw events once no
-event has arrived for it for a little while (`recount_day`): one sequential
-pass per day. Until then queries read that day raw, so results are exact at
-every moment.
+instead (`rollup_dirty`), and recounted from its raw events once no event
+has arrived for it for a little while, in slices of whole hours, one
+transaction each (`recount_step`), so that its memory and WAL follow the
+slice, not the day. Until the last slice, queries read that day raw, so
+results are exact at every moment.
 
 Which buckets keep rows. A series type keeps rows in a bucket only where
 each row stands for enough events (DENSITY) and the bucket holds at most
@@ -62,7 +63,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal_column, select
 
 from agentwatch.clock import DAY_US, HOUR_US, MINUTE_US, now_us
-from agentwatch.store.dialect import insert_ignore, placeholder, upsert_rows
+from agentwatch.store.dialect import insert_ignore, placeholder, stream_rows, upsert_rows
 from agentwatch.store.sketch import REC, decode_many
 from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, rollups, store_state
 
@@ -89,7 +90,7 @@ MINUTE_HORIZON_US = 2 * DAY_US
 HORIZON_SLACK_US = HOUR_US
 
 # Days from this many days before today (UTC) are folded in at every build;
-# older ones are marked dirty and recounted whole (see the module docstring).
+# older ones are marked dirty and recounted from their raw events (see the module docstring).
 # Yesterday stays "current" so that a 24-hour window and clocks a little
 # behind midnight never make a day dirty in normal live traffic.
 CURRENT_DAYS = 1
@@ -138,6 +139,12 @@ SERIES_BY_UNIT: dict[int, tuple[int, ...]] = {
 # (18,000 pairs) whole, and stops task names holding ids from turning every
 # event into rollup rows of its own.
 MAX_KEYS = 30_000
+
+# A dirty day is recounted in slices of whole hours holding at most this many
+# events together (at least one hour), read this many rows at a time (see
+# recount_step).
+RECOUNT_SLICE_ROWS = 50_000
+RECOUNT_FETCH_ROWS = 10_000
 
 
 def minute_floor(now: int | None = None) -> int:
@@ -632,6 +639,21 @@ def _concat(a: Level, b: Level) -> Level:
     )
 
 
+def _concat_all(levels: Sequence[Level]) -> Level:
+    """Levels one after the other (as _concat, in one copy)."""
+    offs = np.cumsum([0, *(len(lv) for lv in levels[:-1])])
+    return Level(
+        keys={k: np.concatenate([lv.keys[k] for lv in levels]) for k in levels[0].keys},
+        n=np.concatenate([lv.n for lv in levels]),
+        sums={s: np.concatenate([lv.sums[s] for lv in levels]) for s in SUMS},
+        min_ts=np.concatenate([lv.min_ts for lv in levels]),
+        max_ts=np.concatenate([lv.max_ts for lv in levels]),
+        h_row=np.concatenate([lv.h_row + o for lv, o in zip(levels, offs.tolist(), strict=True)]),
+        h_bin=np.concatenate([lv.h_bin for lv in levels]),
+        h_cnt=np.concatenate([lv.h_cnt for lv in levels]),
+    )
+
+
 def _hist_blobs(lv: Level) -> list[bytes]:
     """One encoded histogram per group of a level (records sorted by group)."""
     rec = np.empty(len(lv.h_row), dtype=REC)
@@ -906,7 +928,7 @@ DAY_ROWS_UPTO = "day_rows_upto"
 def day_rows_upto(conn: Connection, now: int | None = None) -> int:
     """The first day that has no day rows yet (still open, or closed and not
     yet made by close_days); every day before it has them. Starts at the
-    oldest current day: older days are recounted whole (recount_day)."""
+    oldest current day: older days get theirs when recounted (recount_step)."""
     v = _state(conn, DAY_ROWS_UPTO)
     return current_from(now) if v is None else v
 
@@ -924,54 +946,66 @@ def close_days(conn: Connection, now: int | None = None) -> int | None:
     day = day_rows_upto(conn, t)
     if day + DAY_US + CLOSE_SLACK_US > t:
         return None
-    end = day + DAY_US
-    conn.execute(delete(rollups).where(*bucket_range(day, end, units=(DAY,))))
-    o = rollup_raw.c
-    conn.execute(delete(rollup_raw).where(o.unit == DAY, o.bucket >= day, o.bucket < end))
-    if day not in dirty_days(conn):  # (a dirty day gets its day rows when recounted)
-        w = get_watermark(conn)
-        folds = []
-        for stype in SERIES_BY_UNIT[DAY]:
-            hours = _hours_of(conn, stype, day, w)
-            if len(hours):
-                k = dict(hours.keys)
-                k["bucket"] = np.full(len(hours), day, dtype=np.int64)
-                folds.append(Fold(DAY, stype, hours.regroup(k)))
-        merge_and_write(conn, folds, w, t, fresh=True)
-    _set_state(conn, DAY_ROWS_UPTO, end)
+    # (A dirty day gets its day rows when it is recounted.)
+    _day_rows(conn, day, t, make=day not in dirty_days(conn))
+    _set_state(conn, DAY_ROWS_UPTO, day + DAY_US)
     return day
 
 
-def _hours_of(conn: Connection, stype: int, day: int, max_seq: int) -> Level:
-    """The hour rows of one series type over a day, as a level, with the
-    hours kept raw for it counted from their raw events."""
+def _hours_of(conn: Connection, stype: int, day: int) -> Level:
+    """The stored hour rows of one series type over a day, as a level, in key
+    order (so that the day rows summed from them do not depend on how the
+    rows are stored)."""
     r = rollups.c
     rows = conn.execute(
-        select(*[r[c] for c in _READ_COLS]).where(
+        select(*[r[c] for c in _READ_COLS])
+        .where(
             r.unit == HOUR,
             r.kind.in_([0, 1, 2]),
             r.stype == stype,
             r.bucket >= day,
             r.bucket < day + DAY_US,
         )
+        .order_by(r.kind, r.bucket, r.v1, r.v2)
     ).all()
-    lv = _level_of(list(rows))
+    return _level_of(list(rows))
+
+
+# Hours kept raw are read for the day rows in runs of at most this many.
+_RAW_RUN_HOURS = 6
+
+
+def _raw_hours(conn: Connection, day: int, max_seq: int, fetch: int) -> dict[int, list[Level]]:
+    """The hour rows, per series type, of the hours of a day kept raw for
+    it, counted from their raw events. Each run of such hours (of at most
+    _RAW_RUN_HOURS) is read once, streamed, whatever the series types that
+    need it."""
     o = rollup_raw.c
-    raw_hours = [
-        int(b)
-        for (b,) in conn.execute(
-            select(o.bucket).where(
-                o.unit == HOUR, o.stype == stype, o.bucket >= day, o.bucket < day + DAY_US
-            )
-        )
-    ]
-    p = placeholder(conn)
-    for b in raw_hours:
-        ev = _read(conn, f"ts >= {p} AND ts < {p} AND seq <= {p}", (b, b + HOUR_US, max_seq))
-        got = _regroup_to(events_level(ev), HOUR, stype)
-        if len(got):
-            lv = _concat(lv, got) if len(lv) else got
-    return lv
+    per: dict[int, set[int]] = {}
+    for st, b in conn.execute(
+        select(o.stype, o.bucket).where(o.unit == HOUR, o.bucket >= day, o.bucket < day + DAY_US)
+    ):
+        per.setdefault(int(st), set()).add(int(b))
+    runs: list[list[int]] = []
+    for h in sorted(set(itertools.chain.from_iterable(per.values()))):
+        if runs and runs[-1][1] == h and h - runs[-1][0] < _RAW_RUN_HOURS * HOUR_US:
+            runs[-1][1] = h + HOUR_US
+        else:
+            runs.append([h, h + HOUR_US])
+    out: dict[int, list[Level]] = {}
+    for a, b in runs:
+        ev, n = _events_of(conn, a, b, max_seq, fetch)
+        if not n:
+            continue
+        k = dict(ev.keys)
+        k["bucket"] = k["bucket"] - k["bucket"] % HOUR_US
+        lv = ev.regroup(k)
+        for stype in sorted(per):
+            mine = np.flatnonzero(np.isin(lv.keys["bucket"], sorted(per[stype])))
+            got = _regroup_to(lv.take(mine), HOUR, stype) if len(mine) else None
+            if got is not None and len(got):
+                out.setdefault(stype, []).append(got)
+    return out
 
 
 def _regroup_to(lv: Level, unit: int, stype: int) -> Level:
@@ -1030,25 +1064,193 @@ def close_buckets(conn: Connection, now: int, since: int) -> None:
     _write_marks(conn, marks)
 
 
-def recount_day(conn: Connection, day: int, now: int | None = None) -> int:
-    """Recount one day's rollups from its raw events (every unit), inside the
-    caller's write transaction, and clear its dirty mark. Events past the
-    watermark are left to the next build. Returns the events read."""
-    end = day + DAY_US
-    conn.execute(delete(rollups).where(*bucket_range(day, end)))
-    o = rollup_raw.c
-    conn.execute(
-        delete(rollup_raw).where(o.unit.in_(list(COARSE_FIRST)), o.bucket >= day, o.bucket < end)
-    )
-    w = get_watermark(conn)
+# -- recounting a day ---------------------------------------------------------
+# A dirty day is recounted in slices of whole hours, each in a transaction of
+# its own (SqlStore.recount_dirty commits and checkpoints the WAL between
+# them): a slice takes hours from where the last one stopped while they hold
+# at most RECOUNT_SLICE_ROWS events together (always at least one hour), and
+# its raw rows are read RECOUNT_FETCH_ROWS at a time. So the memory and the
+# WAL a recount needs follow the slice, not the day: a day of 100,000 events
+# once held all of them as Python rows and arrays, and rewrote every rollup
+# row of the day in one transaction. The day's rows (unit DAY) are made last,
+# from its hour rows, as close_days makes them for a live day. Until the last
+# slice commits the day stays marked dirty, so queries read it raw and are
+# exact at every moment whatever the slices have written so far.
+#
+# Progress is kept in store_state ('recount_next:<day>', the first hour not
+# yet recounted, and 'recount_touched:<day>', the day's `touched` when the
+# recount began), so a recount cut short by a crash or a stop goes on from
+# its next slice after a restart. Every slice counts the events up to the
+# watermark at its own time: events of a live day built meanwhile are folded
+# into the hours already recounted by the build itself, and those of an old
+# day mark it touched (build: mark_dirty), which starts the recount over.
+_SUB_DAY = (MINUTE, TEN, HOUR)
+_NEXT, _TOUCHED = "recount_next:", "recount_touched:"
+
+
+def _events_of(
+    conn: Connection, lo: int, hi: int, max_seq: int, fetch: int = RECOUNT_FETCH_ROWS
+) -> tuple[Level, int]:
+    """(events_level, count) of the events with lo <= ts < hi and seq <=
+    max_seq, read in time order `fetch` rows at a time. Each minute is folded
+    from all its events at once (a chunk that ends inside a minute hands that
+    minute to the next), in the same order whatever `fetch` is, so the sums
+    are the same to the last bit as reading everything in one go."""
     p = placeholder(conn)
-    ev = _read(conn, f"ts >= {p} AND ts < {p} AND seq <= {p}", (day, end, w))
+    sql = (
+        f"SELECT {_FOLD_SELECT} FROM events WHERE ts >= {p} AND ts < {p} AND seq <= {p} "
+        "ORDER BY ts, id"
+    )
+    levels: list[Level] = []
+    carry = np.zeros(0, dtype=FOLD_DTYPE)
+    n = 0
+    for rows in stream_rows(conn, sql, (lo, hi, max_seq), fetch):
+        n += len(rows)
+        ev = fold_array(rows)
+        if len(carry):
+            ev = np.concatenate([carry, ev])
+        ts = ev["ts"]
+        cut = int(np.searchsorted(ts, ts[-1] - ts[-1] % MINUTE_US))
+        carry = ev[cut:]
+        if cut:
+            levels.append(events_level(ev[:cut]))
+    if len(carry):
+        levels.append(events_level(carry))
+    if len(levels) == 1:
+        return levels[0], n
+    return (_concat_all(levels) if levels else events_level(carry)), n
+
+
+def _recount_hours(
+    conn: Connection, lo: int, hi: int, now: int, fetch: int, days: bool = False
+) -> int:
+    """Recount the minute, ten-minute and hour rows of [lo, hi) (whole hours
+    of one day) from the events up to the watermark, inside the caller's
+    transaction; returns the events read. With `days` ([lo, hi) is the whole
+    day), the day rows too, from the same events, if the day has closed."""
+    units = COARSE_FIRST if days else _SUB_DAY
+    conn.execute(delete(rollups).where(*bucket_range(lo, hi, units=units)))
+    o = rollup_raw.c
+    conn.execute(delete(rollup_raw).where(o.unit.in_(list(units)), o.bucket >= lo, o.bucket < hi))
+    w = get_watermark(conn)
+    lv, n = _events_of(conn, lo, hi, w, fetch)
+    if n:  # days_upto of the day itself: no day rows (_day_rows makes them from the hours)
+        upto = day_rows_upto(conn, now) if days else lo - lo % DAY_US
+        merge_and_write(conn, fold_all(lv, now, upto), w, now, fresh=True)
+    return n
+
+
+def _day_rows(
+    conn: Connection, day: int, now: int, make: bool, fetch: int = RECOUNT_FETCH_ROWS
+) -> None:
+    """Delete the day rows of `day` and, with `make`, make them again from
+    its hour rows (and the raw events of the hours kept raw), inside the
+    caller's transaction."""
+    end = day + DAY_US
+    conn.execute(delete(rollups).where(*bucket_range(day, end, units=(DAY,))))
+    o = rollup_raw.c
+    conn.execute(delete(rollup_raw).where(o.unit == DAY, o.bucket >= day, o.bucket < end))
+    if not make:
+        return
+    w = get_watermark(conn)
+    raw = _raw_hours(conn, day, w, fetch)
+    folds = []
+    for stype in SERIES_BY_UNIT[DAY]:
+        parts = [_hours_of(conn, stype, day), *raw.get(stype, [])]
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            continue
+        hours = parts[0] if len(parts) == 1 else _concat_all(parts)
+        if len(hours):
+            k = dict(hours.keys)
+            k["bucket"] = np.full(len(hours), day, dtype=np.int64)
+            folds.append(Fold(DAY, stype, hours.regroup(k)))
+    merge_and_write(conn, folds, w, now, fresh=True)
+
+
+def _slice_end(conn: Connection, lo: int, end: int, max_rows: int) -> int:
+    """Where the slice that starts at hour `lo` ends: after as many whole
+    hours (at least one) as hold at most `max_rows` events together."""
+    p = placeholder(conn)
+    w = get_watermark(conn)
+    q = (
+        f"SELECT ts / {HOUR_US}, count(*) FROM events WHERE ts >= {p} AND ts < {p} "
+        f"AND seq <= {p} GROUP BY ts / {HOUR_US}"
+    )
+    per = sorted((int(h) * HOUR_US, int(c)) for h, c in conn.exec_driver_sql(q, (lo, end, w)))
+    hi, total = lo + HOUR_US, 0
+    for h, c in per:
+        if h > lo and total + c > max_rows:
+            return max(hi, h)
+        total += c
+        hi = h + HOUR_US
+    return end
+
+
+def _clear_progress(conn: Connection, day: int) -> None:
+    k = store_state.c.key
+    conn.execute(delete(store_state).where(k.in_([f"{_NEXT}{day}", f"{_TOUCHED}{day}"])))
+
+
+def recount_progress(conn: Connection, day: int) -> int | None:
+    """The first hour of `day` that its recount in slices has yet to do, or
+    None when none is under way."""
+    return _state(conn, f"{_NEXT}{day}")
+
+
+def recount_step(
+    conn: Connection,
+    day: int,
+    now: int | None = None,
+    slice_rows: int = RECOUNT_SLICE_ROWS,
+    fetch: int = RECOUNT_FETCH_ROWS,
+) -> tuple[bool, int]:
+    """Recount the next slice of a dirty day, inside the caller's write
+    transaction (see RECOUNT_SLICE_ROWS); returns (whether the day is done,
+    events read). After the last hour the day rows are made and the dirty
+    mark cleared. A day no longer dirty is done at once."""
     t = now_us() if now is None else now
-    if len(ev):
-        folds = fold_all(events_level(ev), t, day_rows_upto(conn, t))
-        merge_and_write(conn, folds, w, t, fresh=True)
+    d = rollup_dirty.c
+    touched = conn.execute(select(d.touched).where(d.day == day)).scalar()
+    if touched is None:
+        _clear_progress(conn, day)
+        return True, 0
+    nxt = recount_progress(conn, day)
+    if nxt is None or _state(conn, f"{_TOUCHED}{day}") != int(touched):
+        # Not begun, or events came for the day since it began: from the start.
+        nxt = day
+        _set_state(conn, f"{_TOUCHED}{day}", int(touched))
+    end = day + DAY_US
+    if nxt < end:
+        hi = _slice_end(conn, nxt, end, slice_rows)
+        if nxt == day and hi == end:
+            # The whole day in one slice (most days of an import): the day
+            # rows from the same events, with no second read.
+            n = _recount_hours(conn, day, end, t, fetch, days=True)
+            conn.execute(delete(rollup_dirty).where(d.day == day))
+            _clear_progress(conn, day)
+            return True, n
+        n = _recount_hours(conn, nxt, hi, t, fetch)
+        _set_state(conn, f"{_NEXT}{day}", hi)
+        return False, n
+    _day_rows(conn, day, t, day < day_rows_upto(conn, t), fetch)
+    conn.execute(delete(rollup_dirty).where(d.day == day))
+    _clear_progress(conn, day)
+    return True, 0
+
+
+def recount_day(
+    conn: Connection, day: int, now: int | None = None, fetch: int = RECOUNT_FETCH_ROWS
+) -> int:
+    """Recount one day's rollups from its raw events (every unit), all in the
+    caller's write transaction (retention's cut day, migrations), and clear
+    its dirty mark: one slice of the whole day, its rows read `fetch` at a
+    time. Events past the watermark are left to the next build. Returns the
+    events read."""
+    n = _recount_hours(conn, day, day + DAY_US, now_us() if now is None else now, fetch, True)
     conn.execute(delete(rollup_dirty).where(rollup_dirty.c.day == day))
-    return len(ev)
+    _clear_progress(conn, day)
+    return n
 
 
 # -- query side ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -196,11 +197,13 @@ class SqlStore:
 
     def recount_dirty(self, quiet_us: int = 2_000_000, max_age_us: int = 60_000_000) -> int:
         """Recount one dirty day from its raw events, if one is due: no event
-        has arrived for it for `quiet_us`, or it has waited `max_age_us`.
-        Returns the day recounted (epoch us), or -1 if none was due."""
+        has arrived for it for `quiet_us`, or it has waited `max_age_us`. A
+        day under way (a recount cut short) comes first. Returns the day
+        recounted (epoch us), or -1 if none was due."""
         now = ru.now_us()
         with self.engine.connect() as conn:
             dirty = ru.dirty_days(conn)
+            begun = [d for d in dirty if ru.recount_progress(conn, d) is not None]
         due = [
             d
             for d, (since, touched) in dirty.items()
@@ -208,11 +211,26 @@ class SqlStore:
         ]
         if not due:
             return -1
-        day = min(due, key=lambda d: dirty[d][0])
-        with self._write() as conn:
-            if day in ru.dirty_days(conn):
-                ru.recount_day(conn, day)
+        day = min(due, key=lambda d: (d not in begun, dirty[d][0]))
+        self._recount_sliced(day)
         return day
+
+    def _recount_sliced(self, day: int) -> int:
+        """Recount a dirty day slice by slice (rollups.recount_step), each
+        slice a transaction of its own with a WAL checkpoint after it, so
+        the WAL never holds more than one slice's rewrites; returns the
+        events read. Gives up after twice the slices a day can have (other
+        servers keep sending events for it): it stays dirty, read raw, and
+        is taken up again by a later call."""
+        total = 0
+        for _ in range(2 * (ru.DAY_US // ru.HOUR_US + 1)):
+            with self._write() as conn:
+                done, n = ru.recount_step(conn, day)
+            total += n
+            self.checkpoint()
+            if done:
+                break
+        return total
 
     def close_days(self) -> int:
         """Make the day rows of a day that has closed (rollups.close_days);
@@ -238,6 +256,20 @@ class SqlStore:
             return wal_checkpoint(self.engine)
         except OperationalError:  # busy or gone: the next call tries again
             return False
+
+    def disk_bytes(self) -> tuple[int, int]:
+        """SQLite: the sizes of the database file and of its WAL now (two
+        stat calls); (0, 0) for PostgreSQL."""
+        if self.backend is not Backend.SQLITE:
+            return 0, 0
+        path = str(self.engine.url.database)
+        out = []
+        for f in (path, f"{path}-wal"):
+            try:
+                out.append(os.stat(f).st_size)
+            except OSError:
+                out.append(0)
+        return out[0], out[1]
 
     def delete_events_before(self, ts_us: int, chunk: int = 5000) -> int:
         """Delete events older than ts_us, and their pre-aggregates, in chunks
@@ -284,8 +316,9 @@ class SqlStore:
             total += max(int(n), 0)
 
     def rebuild_rollups(self, lo_us: int | None = None, hi_us: int | None = None) -> int:
-        """Recount the pre-aggregates from the raw events, one day per
-        transaction (safe while a server ingests); returns events read."""
+        """Recount the pre-aggregates from the raw events, day by day, each
+        in slices of its own transactions (safe while a server ingests);
+        returns events read."""
         while self.build_rollups():
             pass
         with self.engine.connect() as conn:
@@ -297,8 +330,11 @@ class SqlStore:
         total = 0
         day = start - start % ru.DAY_US
         while day < end:
+            # Marked dirty first, so that queries read the day raw while its
+            # slices are recounted, each in a transaction of its own.
             with self._write() as conn:
-                total += ru.recount_day(conn, day)
+                ru.mark_dirty(conn, [day], ru.now_us())
+            total += self._recount_sliced(day)
             day += ru.DAY_US
         return total
 
