@@ -310,7 +310,7 @@ def test_cover_pieces_tile_the_range() -> None:
             assert a.hi == b.lo
         for p in pieces:
             if p.unit is not None:
-                w = ru.WIDTH[p.unit]
+                w = ru.WIDTH_US[p.unit]
                 assert p.lo % w == 0 and p.hi % w == 0
             if p.unit == ru.MINUTE and horizon is not None:
                 assert p.lo >= horizon

@@ -70,12 +70,12 @@ from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, ro
 TEN_MINUTES_US = 600_000_000
 
 # Units: the codes of the bucket widths rollup rows are kept at (the
-# `unit` column), finest first; WIDTH[unit] is that width in microseconds.
+# `unit` column), finest first; WIDTH_US[unit] is that width.
 # Everywhere in the store a bucket width is microseconds (`width_us`, as a
 # timeseries asks for one); minutes exist only at the API's edge (its
 # `bucket` parameter and `bucket_minutes`, server/api/metrics.py).
 MINUTE, TEN, HOUR, DAY = 0, 1, 2, 3
-WIDTH: dict[int, int] = {MINUTE: MINUTE_US, TEN: TEN_MINUTES_US, HOUR: HOUR_US, DAY: DAY_US}
+WIDTH_US: dict[int, int] = {MINUTE: MINUTE_US, TEN: TEN_MINUTES_US, HOUR: HOUR_US, DAY: DAY_US}
 COARSE_FIRST: tuple[int, ...] = (DAY, HOUR, TEN, MINUTE)
 
 # Minute rows are kept for buckets of the last two days only: they serve the
@@ -420,7 +420,7 @@ def fold_all(ev: Level, now: int | None = None, days_upto: int | None = None) ->
         else:
             k = dict(per_unit.keys)
             b = k["bucket"]
-            k["bucket"] = b - b % WIDTH[unit]
+            k["bucket"] = b - b % WIDTH_US[unit]
             per_unit = per_unit.regroup(k)
         lv = per_unit
         if unit == MINUTE:
@@ -760,7 +760,7 @@ def merge_and_write(
         )
         marked = np.fromiter((b in marks for b in buckets), bool, len(buckets))
         many = keys_per > MAX_KEYS
-        closed = np.asarray(buckets, dtype=np.int64) + WIDTH[f.unit] <= closed_before
+        closed = np.asarray(buckets, dtype=np.int64) + WIDTH_US[f.unit] <= closed_before
         dense = ~many & (~closed | (ev_per >= DENSITY * keys_per))
         going = ~marked & ~dense  # buckets that stop keeping rows now
         if going.any():
@@ -800,7 +800,7 @@ def _recount_bucket(
     events, and keep rows if it is now dense enough."""
     p = placeholder(conn)
     where = f"ts >= {p} AND ts < {p} AND seq <= {p}"
-    lv = events_level(_read(conn, where, (bucket, bucket + WIDTH[unit], max_seq)))
+    lv = events_level(_read(conn, where, (bucket, bucket + WIDTH_US[unit], max_seq)))
     got = _regroup_to(lv, unit, stype)
     keys = len(got)
     if _keeps_rows(events, keys):
@@ -1019,7 +1019,7 @@ def _regroup_to(lv: Level, unit: int, stype: int) -> Level:
     return lv.regroup(
         {
             "kind": k["kind"],
-            "bucket": k["bucket"] - k["bucket"] % WIDTH[unit],
+            "bucket": k["bucket"] - k["bucket"] % WIDTH_US[unit],
             "v1": k[dims[0]] if dims else z,
             "v2": k[dims[1]] if len(dims) > 1 else z,
         },
@@ -1035,7 +1035,7 @@ def close_buckets(conn: Connection, now: int, since: int) -> None:
     r = rollups.c
     marks: list[tuple[int, int, int, int, int, int]] = []
     for unit in (MINUTE, TEN, HOUR):  # (days: close_days applies the rule as it makes them)
-        width = WIDTH[unit]
+        width = WIDTH_US[unit]
         key = f"closed_upto:{unit}"
         lo = max(_state(conn, key) or since, since)
         hi = (closed_before - width) // width * width + width  # buckets ending by then
@@ -1277,7 +1277,7 @@ def cover(
     if not units:
         return [Piece(None, lo, hi)]
     u, rest = units[0], units[1:]
-    w = WIDTH[u]
+    w = WIDTH_US[u]
     if u == MINUTE and minutes_from is not None and lo < minutes_from:
         if hi <= minutes_from:
             return cover(lo, hi, rest)
@@ -1374,7 +1374,7 @@ def plan(
         units = tuple(
             u
             for u in COARSE_FIRST
-            if stype in SERIES_BY_UNIT[u] and (width_us is None or width_us % WIDTH[u] == 0)
+            if stype in SERIES_BY_UNIT[u] and (width_us is None or width_us % WIDTH_US[u] == 0)
         )
     w = get_watermark(conn)
     dirty = sorted(d for d in dirty_days(conn) if d + DAY_US > lo and d < hi)
@@ -1436,7 +1436,7 @@ def _whole_edges(
     for u in units:
         if u == MINUTE:
             continue
-        w = WIDTH[u]
+        w = WIDTH_US[u]
         for b in (lo - lo % w, (hi - 1) - (hi - 1) % w):
             if u == DAY and b >= days_upto:  # no day rows for it yet
                 continue
@@ -1467,8 +1467,8 @@ def _whole_edges(
     # read there but the raw tail, which is read anyway.
     ok += [c for c in cands if c not in seen]
     # Coarsest first: a whole day makes a whole hour inside it moot.
-    for u, b in sorted(ok, key=lambda x: -WIDTH[x[0]]):
-        a, z = b, b + WIDTH[u]
+    for u, b in sorted(ok, key=lambda x: -WIDTH_US[x[0]]):
+        a, z = b, b + WIDTH_US[u]
         if any(p.unit == u and p.lo <= a and z <= p.hi for p in pieces):
             continue
         inside = [p for p in pieces if not (p.hi <= a or p.lo >= z)]
@@ -1494,7 +1494,7 @@ def _split_raw(pieces: list[Piece], over: set[tuple[int, int]]) -> list[Piece]:
         if p.unit is None:
             out.append(p)
             continue
-        w = WIDTH[p.unit]
+        w = WIDTH_US[p.unit]
         bad = sorted(b for u, b in over if u == p.unit and p.lo <= b < p.hi)
         cur = p.lo
         for b in bad:
@@ -1529,7 +1529,7 @@ def rollup_select(
         r.kind == kind if kind is not None else r.kind.in_([0, 1, 2]),
         r.stype == stype,
     ]
-    w = WIDTH[p.unit]
+    w = WIDTH_US[p.unit]
     nb = (p.hi - p.lo) // w
     if flt and nb <= 400:
         # With a value filter, name each bucket: the primary key then seeks
