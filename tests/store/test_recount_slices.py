@@ -160,7 +160,7 @@ def test_slices_equal_the_whole_day_and_the_rebuild(loaded: Any) -> None:
     assert snapshot(store) == whole
     everything = store.query_events(Filters(), 10_000, 0)
     s = store.summary(OLD - 1, NOW, Filters())
-    assert s.requests == sum(1 for e in everything if e["kind"] == "llm") > 0
+    assert s.llm.requests == sum(1 for e in everything if e["kind"] == "llm") > 0
 
 
 def test_a_recount_cut_short_goes_on_after_a_restart(loaded: Any, db_url: str) -> None:
