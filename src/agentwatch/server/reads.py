@@ -43,7 +43,6 @@ ROUTED = frozenset(
         "breakdown",
         "breakdown_raw",
         "first_timestamp_us",
-        "query_events",
         "explore_events",
     }
 )
@@ -51,6 +50,8 @@ ROUTED = frozenset(
 # A reader that dies this soon after it started is not started again: the
 # cause (a database it cannot open, a broken install) would only repeat.
 MIN_LIFE_S = 10.0
+# A query waits this long for a busy reader before the server answers it itself.
+READER_WAIT_S = 30.0
 
 
 class _Reader:
@@ -131,12 +132,22 @@ class ReadRouted:
             return {"up": len(self._all), "answered": self.answered}
 
     # -- calls -------------------------------------------------------------
+    def _free_reader(self) -> _Reader | None:
+        """An idle reader, waiting for one while any is up (at most
+        READER_WAIT_S); None when none is up or all stay busy. Waits in short
+        steps: a reader that dies while others wait is never put back, and
+        they must notice when it was the last."""
+        deadline = time.monotonic() + READER_WAIT_S
+        while self._all and time.monotonic() < deadline:
+            try:
+                return self._idle.get(timeout=0.25)
+            except queue.Empty:
+                continue
+        return None
+
     def _call(self, name: str, args: tuple[Any, ...]) -> Any:
         if self._all:
-            try:
-                r = self._idle.get(timeout=30.0)
-            except queue.Empty:  # every reader stuck: answer here
-                r = None
+            r = self._free_reader()
             if r is not None:
                 try:
                     status, value = r.call(name, args)
