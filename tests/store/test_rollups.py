@@ -326,10 +326,19 @@ def test_histogram_codec_round_trips() -> None:
         assert list(lens) == [len(h), len(h)] and int(counts.sum()) == 2 * sum(h.values())
 
 
-def test_live_buckets_are_read_whole_when_all_their_events_are_inside(tmp_path: Path) -> None:
-    """Live traffic sits in the current hour and day: a 24-hour breakdown by
-    task for one agent reads those buckets' pair rows whole, not minutes and
-    raw events (the totals row's min_ts/max_ts show every event is inside)."""
+@pytest.mark.parametrize(
+    ("span", "group"),
+    [(DAY_US, "task_name"), (HOUR, "task_name"), (HOUR, "model")],
+    ids=["24h-task", "1h-task", "1h-model"],
+)
+def test_live_buckets_are_read_whole_when_all_their_events_are_inside(
+    tmp_path: Path, span: int, group: str
+) -> None:
+    """Live traffic sits in the current hour and day: a 24-hour or 1-hour
+    breakdown for one agent reads those buckets' pair rows whole, not minutes
+    and raw events (the totals row's min_ts/max_ts show every event is
+    inside). A 1-hour window always spans two clock hours: both are taken
+    whole, the raw piece between them cut at the hour."""
     now = time.time_ns() // 1000
     store = open_store(str(tmp_path / "w.db"))
     try:
@@ -348,11 +357,15 @@ def test_live_buckets_are_read_whole_when_all_their_events_are_inside(tmp_path: 
         with store.engine.connect() as conn:
             ref = store.names.find_ref(conn, "a")
             assert ref is not None
-            plan = ru.plan(conn, now - DAY_US, now + 1, {"agent_name": ref}, "task_name", None, 0)
+            plan = ru.plan(conn, now - span, now + 1, {"agent_name": ref}, group, None, 0)
         assert plan.raw == []  # nothing read raw
-        assert {p.unit for p in plan.rollup_pieces} <= {ru.DAY, ru.HOUR}
-        rows = store.breakdown("task_name", now - DAY_US, now, Filters(agent_name="a"))
+        assert plan.rollup_pieces and {p.unit for p in plan.rollup_pieces} <= {ru.DAY, ru.HOUR}
+        rows = store.breakdown(group, now - span, now, Filters(agent_name="a"))
         assert sum(r.totals.requests for r in rows) == 400
+        if group == "task_name":
+            assert {r.name: r.totals.requests for r in rows} == {
+                f"t{k}": len(range(k, 400, 7)) for k in range(7)
+            }
     finally:
         store.close()
 

@@ -27,6 +27,7 @@ from agentwatch.pricing import Rates
 from agentwatch.store import rollups as ru
 from agentwatch.store.codec import NameCache
 from agentwatch.store.tables import FLAG_CLIENT_COST, FLAG_FALLBACK_PRICE, KIND_CODES, events
+from agentwatch.store.unbuilt import bump_generation
 
 c = events.c
 CHUNK = 5000
@@ -127,6 +128,7 @@ def reprice(
         if changes and not dry_run:
             with write() as conn:
                 conn.execute(stmt, changes)
+                bump_generation(conn)  # stored costs changed: tails held in memory are stale
                 ru.mark_dirty(conn, days, ru.now_us())
         if progress is not None:
             progress(out)

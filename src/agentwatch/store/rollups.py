@@ -1472,10 +1472,17 @@ def _whole_edges(
         if any(p.unit == u and p.lo <= a and z <= p.hi for p in pieces):
             continue
         inside = [p for p in pieces if not (p.hi <= a or p.lo >= z)]
-        if any(p.lo < a or p.hi > z for p in inside):  # a piece crosses it: leave as is
-            continue
-        pieces = [p for p in pieces if p.hi <= a or p.lo >= z] + [Piece(u, a, z)]
-        pieces.sort(key=lambda p: p.lo)
+        if any(p.unit is not None and (p.lo < a or p.hi > z) for p in inside):
+            continue  # a rollup piece crosses it: leave as is
+        # Raw pieces are cut at the bucket's edges (a one-hour window over
+        # two clock hours is one raw piece until its hours are taken whole).
+        kept = [p for p in pieces if p.hi <= a or p.lo >= z]
+        for p in inside:
+            if p.lo < a:
+                kept.append(Piece(None, p.lo, a))
+            if p.hi > z:
+                kept.append(Piece(None, z, p.hi))
+        pieces = sorted([*kept, Piece(u, a, z)], key=lambda p: p.lo)
     return pieces
 
 

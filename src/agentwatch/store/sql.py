@@ -46,6 +46,7 @@ from agentwatch.store.tables import (
     rollup_raw,
     rollups,
 )
+from agentwatch.store.unbuilt import TailSums, Unbuilt, bump_generation
 
 if TYPE_CHECKING:
     from agentwatch.store.explore import EventQuery
@@ -70,6 +71,9 @@ class SqlStore:
         self.names = NameCache()
         self._pack = self.backend is Backend.SQLITE
         self._tail: Any = None
+        # SQLite: the events past the watermark, held for the queries of this
+        # process (store/unbuilt.py); PostgreSQL reads its tail in SQL.
+        self._unbuilt = Unbuilt() if self.backend is Backend.SQLITE else None
         # SQLite: this process is the only writer, so the events it committed
         # since the last build are exactly what the build reads next; kept
         # here (fold columns only, ~150 bytes an event) to spare reading them
@@ -280,6 +284,8 @@ class SqlStore:
             victims = select(c.seq).where(c.ts < ts_us).order_by(c.ts).limit(chunk)
             with self._write() as conn:
                 n = conn.execute(delete(events).where(c.seq.in_(victims))).rowcount
+                if n:
+                    bump_generation(conn)
             total += max(int(n), 0)
             if n < chunk:
                 break
@@ -564,8 +570,18 @@ class SqlStore:
             acc.add_rollups(conn, p, plan, flt, kind, group, origin_us, width_us)
         for a, b in plan.raw:
             acc.add_raw(conn, ru.raw_where(a, b), flt, kind, group, origin_us, width_us)
-        tail = ru.tail_where(plan.watermark, lo, hi, plan.raw)
-        acc.add_raw(conn, tail, flt, kind, group, origin_us, width_us)
+        unbuilt = self._unbuilt
+        held = None if unbuilt is None else unbuilt.columns(conn, plan.watermark)
+        if unbuilt is None or held is None:
+            tail = ru.tail_where(plan.watermark, lo, hi, plan.raw)
+            acc.add_raw(conn, tail, flt, kind, group, origin_us, width_us)
+        else:
+            by_bin = want_hist or only is not None
+            acc.add_tail(
+                unbuilt.sums(
+                    held, lo, hi, plan.raw, flt, kind, group, origin_us, width_us, only, by_bin
+                )
+            )
         return acc
 
     # -- explorer (issue 15) --
@@ -823,6 +839,20 @@ class _Gather:
             self.rec_g.append(np.fromiter((x[0] for x in rows), np.int64, n))
             self.rec_b.append(np.fromiter((x[1] for x in rows), np.int64, n))
             self.rec_c.append(np.fromiter((x[2] for x in rows), np.int64, n))
+
+    def add_tail(self, t: TailSums) -> None:
+        """The events past the watermark, summed in memory (store/unbuilt.py):
+        what add_raw adds for the SQL tail."""
+        if not len(t.g):
+            return
+        if self.only is None:
+            self.cols["g"].append(t.g)
+            for name in self._SUMS:
+                self.cols[name].append(getattr(t, name))
+        if self.want_hist:
+            self.rec_g.append(t.g)
+            self.rec_b.append(t.bins)
+            self.rec_c.append(t.n)
 
     def add_rest(self, total: _Gather) -> None:
         """A group of its own (key _REST): `total` (one group) less every
