@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, func, select
 
-from agentwatch.store.rollups import REF_COLUMN, _set_state, _state
+from agentwatch.store.rollups import FOLD_COLUMNS, REF_COLUMN, _set_state, _state
 from agentwatch.store.tables import events
 
 GENERATION = "events_gen"
@@ -41,23 +41,10 @@ GENERATION = "events_gen"
 # not held, the SQL tail answers.
 MAX_ROWS = 250_000
 
-_INT_COLS = (
-    "seq",
-    "ts",
-    "kind",
-    "status",
-    "agent_ref",
-    "task_ref",
-    "model_ref",
-    "provider_ref",
-    "user_ref",
-    "session_ref",
-    "input_tokens",
-    "output_tokens",
-    "latency_bin",
-)
+# The builder's columns less the tokens no metric query sums.
+_UNSUMMED = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_COLS = tuple(c for c in FOLD_COLUMNS if c not in _UNSUMMED)
 _FLOAT_COLS = ("cost_usd", "latency_ms")
-_COLS = (*_INT_COLS, *_FLOAT_COLS)
 
 
 def bump_generation(conn: Connection) -> None:
