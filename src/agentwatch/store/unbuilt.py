@@ -32,7 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, func, select
 
-from agentwatch.store.rollups import FOLD_COLUMNS, REF_COLUMN, _set_state, _state
+from agentwatch.store import rollups as ru
+from agentwatch.store.dialect import placeholder
+from agentwatch.store.rollups import REF_COLUMN, _set_state, _state
 from agentwatch.store.tables import events
 
 GENERATION = "events_gen"
@@ -40,11 +42,6 @@ GENERATION = "events_gen"
 # More events than this past the watermark (the builder fell far behind):
 # not held, the SQL tail answers.
 MAX_ROWS = 250_000
-
-# The builder's columns less the tokens no metric query sums.
-_UNSUMMED = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-_COLS = tuple(c for c in FOLD_COLUMNS if c not in _UNSUMMED)
-_FLOAT_COLS = ("cost_usd", "latency_ms")
 
 
 def bump_generation(conn: Connection) -> None:
@@ -67,10 +64,6 @@ class TailSums:
     output_tokens: np.ndarray
 
 
-def _empty() -> dict[str, np.ndarray]:
-    return {c: np.empty(0, np.float64 if c in _FLOAT_COLS else np.int64) for c in _COLS}
-
-
 def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
     """Integer division rounding toward zero, as SQL's `/` on integers."""
     q = a // b
@@ -82,31 +75,16 @@ class Unbuilt:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cols = _empty()
+        self._cols = ru.fold_array([])  # the builder's columns (rollups.FOLD_COLUMNS)
         self._base = -1  # the watermark the held rows start after (-1: nothing held)
         self._top = -1  # the newest seq held
         self._gen: int | None = None
 
-    def _read(self, conn: Connection, after: int, upto: int) -> dict[str, np.ndarray]:
-        # One float64 array of every column (the integers here are far
-        # below 2**53, so exact), then the integer columns cast back.
-        cols = ", ".join(f"coalesce({n}, 0)" if n.endswith("_ref") else n for n in _COLS)
-        sql = f"SELECT {cols} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
-        cur = conn.connection.cursor()  # plain tuples, inside conn's transaction
-        try:
-            cur.execute(sql, (after, upto))
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        if not rows:
-            return _empty()
-        a = np.array(rows, dtype=np.float64)
-        return {
-            n: a[:, i].copy() if n in _FLOAT_COLS else a[:, i].astype(np.int64)
-            for i, n in enumerate(_COLS)
-        }
+    def _read(self, conn: Connection, after: int, upto: int) -> np.ndarray:
+        p = placeholder(conn)
+        return ru._read(conn, f"seq > {p} AND seq <= {p} ORDER BY seq", (after, upto))
 
-    def columns(self, conn: Connection, watermark: int) -> dict[str, np.ndarray] | None:
+    def columns(self, conn: Connection, watermark: int) -> np.ndarray | None:
         """The events with watermark < seq in this snapshot (`conn`'s read
         transaction), or None when the SQL tail must answer."""
         top = conn.execute(select(func.max(events.c.seq))).scalar()
@@ -121,9 +99,8 @@ class Unbuilt:
                 # watermark is what is held up to its newest seq.
                 if watermark < self._base:
                     return None
-                cols = self._cols
-                keep = (cols["seq"] > watermark) & (cols["seq"] <= top)
-                return {k: v[keep] for k, v in cols.items()}
+                seq = self._cols["seq"]
+                return self._cols[(seq > watermark) & (seq <= top)]
             if not fresh or watermark < self._base or watermark >= self._top:
                 # (Past everything held, after a quiet spell: only the events
                 # past the watermark are read, not all since the last query.)
@@ -131,18 +108,16 @@ class Unbuilt:
                 self._base, self._top, self._gen = watermark, top, gen
                 return self._cols
             if top > self._top:
-                new = self._read(conn, self._top, top)
-                self._cols = {k: np.concatenate((v, new[k])) for k, v in self._cols.items()}
+                self._cols = np.concatenate((self._cols, self._read(conn, self._top, top)))
                 self._top = top
             if watermark > self._base:
-                keep = self._cols["seq"] > watermark
-                self._cols = {k: v[keep] for k, v in self._cols.items()}
+                self._cols = self._cols[self._cols["seq"] > watermark]
                 self._base = watermark
             return self._cols
 
     def sums(
         self,
-        cols: dict[str, np.ndarray],
+        cols: np.ndarray,
         lo: int,
         hi: int,
         raw: list[tuple[int, int]],
