@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, literal_column, select
+from sqlalchemy import ColumnElement, Connection, case, delete, func, insert, literal_column, select
 
 from agentwatch.clock import DAY_US, HOUR_US, MINUTE_US, now_us
 from agentwatch.store.dialect import insert_ignore, placeholder, stream_rows, upsert_rows
@@ -850,7 +850,11 @@ def mark_dirty(conn: Connection, days: Iterable[int], now: int) -> None:
     if not days:
         return
     d = rollup_dirty.c
-    conn.execute(rollup_dirty.update().where(d.day.in_(days)).values(touched=now))
+    # `touched` grows at every mark, even when the clock has not moved (or has
+    # stepped back) since the last one: a recount in slices compares it with
+    # the value it began under to know that events came for the day meanwhile.
+    later = case((d.touched >= now, d.touched + 1), else_=now)
+    conn.execute(rollup_dirty.update().where(d.day.in_(days)).values(touched=later))
     insert_ignore(conn, rollup_dirty, [{"day": x, "since": now, "touched": now} for x in days])
 
 
