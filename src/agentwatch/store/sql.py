@@ -189,12 +189,29 @@ class SqlStore:
         (store/rollups.py); returns how many were read (0: caught up)."""
         pend = None
         if self._pending:
-            arr = np.concatenate([a for _, _, a in self._pending])
-            pend = (self._pending[0][0], self._pending[-1][1], arr)
+            # The first max_rows events held: a backlog is built in slices
+            # from memory too, not read back from the table.
+            parts: list[np.ndarray] = []
+            held = 0
+            for _, _, a in self._pending:
+                parts.append(a[: max_rows - held])
+                held += len(parts[-1])
+                if held >= max_rows:
+                    break
+            arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            first = self._pending[0][0]
+            pend = (first, first + len(arr) - 1, arr)
+            del parts, arr
         with self._write() as conn:
             n, _ = ru.build(conn, max_rows, pending=pend)
             top = ru.get_watermark(conn)
-        self._pending = [x for x in self._pending if x[1] > top]
+        del pend
+        # What is left past the watermark (a chunk built in part keeps its rest).
+        self._pending = [
+            (max(f, top + 1), last, a[max(0, top + 1 - f) :])
+            for f, last, a in self._pending
+            if last > top
+        ]
         if self._pending and self._pending[0][0] != top + 1:
             self._pending.clear()
         return n
