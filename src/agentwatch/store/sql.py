@@ -189,26 +189,30 @@ class SqlStore:
         (store/rollups.py); returns how many were read (0: caught up)."""
         pend = None
         if self._pending:
-            # The first max_rows events held: a backlog is built in slices
-            # from memory too, not read back from the table.
-            parts: list[np.ndarray] = []
-            held = 0
-            for _, _, a in self._pending:
-                parts.append(a[: max_rows - held])
-                held += len(parts[-1])
-                if held >= max_rows:
-                    break
-            arr = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            first = self._pending[0][0]
-            pend = (first, first + len(arr) - 1, arr)
-            del parts, arr
+            # The chunks (one per commit) that hold the first max_rows events
+            # give way to one array: during the build one copy is held, not
+            # the chunks and their concatenation. A backlog is built in
+            # slices from memory too, not read back from the table.
+            used, held = 0, 0
+            while used < len(self._pending) and held < max_rows:
+                held += len(self._pending[used][2])
+                used += 1
+            if used > 1:
+                arr = np.concatenate([a for _, _, a in self._pending[:used]])
+                whole = (self._pending[0][0], self._pending[used - 1][1], arr)
+                self._pending[:used] = [whole]
+                del arr, whole
+            first, _, ev = self._pending[0]
+            pend = (first, first + min(len(ev), max_rows) - 1, ev[:max_rows])
+            del ev
         with self._write() as conn:
             n, _ = ru.build(conn, max_rows, pending=pend)
             top = ru.get_watermark(conn)
         del pend
-        # What is left past the watermark (a chunk built in part keeps its rest).
+        # What is left past the watermark (a chunk built in part keeps a copy
+        # of its rest, so that the part built can be freed).
         self._pending = [
-            (max(f, top + 1), last, a[max(0, top + 1 - f) :])
+            (f, last, a) if f > top else (top + 1, last, a[top + 1 - f :].copy())
             for f, last, a in self._pending
             if last > top
         ]
