@@ -363,6 +363,19 @@ def wal_checkpoint(engine: Engine, mode: str = "TRUNCATE", busy_ms: int = 200) -
         raw.close()
 
 
+def driver_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Every row of one query (driver placeholders), inside the caller's
+    transaction, as the driver's plain tuples: no SQLAlchemy row objects
+    for results of tens of thousands of rows headed for numpy."""
+    raw: Any = conn.connection.driver_connection
+    cur = raw.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def stream_rows(
     conn: Connection, sql: str, params: Sequence[Any], size: int
 ) -> Iterator[list[tuple[Any, ...]]]:

@@ -63,7 +63,13 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, case, delete, func, insert, literal_column, select
 
 from agentwatch.clock import DAY_US, HOUR_US, MINUTE_US, now_us
-from agentwatch.store.dialect import insert_ignore, placeholder, stream_rows, upsert_rows
+from agentwatch.store.dialect import (
+    driver_rows,
+    insert_ignore,
+    placeholder,
+    stream_rows,
+    upsert_rows,
+)
 from agentwatch.store.sketch import REC, decode_many
 from agentwatch.store.tables import STORED_COLUMNS, rollup_dirty, rollup_raw, rollups, store_state
 
@@ -864,12 +870,7 @@ _FOLD_SELECT = ", ".join(f"coalesce({c}, 0)" if c in _REFS else c for c in FOLD_
 
 def _read(conn: Connection, where: str, params: tuple[Any, ...]) -> np.ndarray:
     """Events matching `where` (driver placeholders) as a fold_array."""
-    raw: Any = conn.connection.driver_connection
-    cur = raw.cursor()
-    cur.execute(f"SELECT {_FOLD_SELECT} FROM events WHERE {where}", params)
-    rows = cur.fetchall()
-    cur.close()
-    return fold_array(rows)
+    return fold_array(driver_rows(conn, f"SELECT {_FOLD_SELECT} FROM events WHERE {where}", params))
 
 
 # Buckets whose end is at least this far in the past are closed: late events

@@ -27,6 +27,7 @@ from agentwatch.store.dialect import (
     NOTIFY_CHANNEL,
     Backend,
     begin_write,
+    driver_rows,
     make_engine,
     migration_lock,
     pg_copy_insert,
@@ -770,18 +771,12 @@ class SqlStore:
 _REST = -(2**62)
 
 
+_SUMS = ("n", "errors", "cost", "latency_sum", "input_tokens", "output_tokens")
+_FLOATS = ("cost", "latency_sum")
 # One row of rollups.raw_select: group, latency bin, then the sums.
 _RAW_ROW = np.dtype(
-    [
-        ("g", np.int64),
-        ("bin", np.int64),
-        ("n", np.int64),
-        ("errors", np.int64),
-        ("cost", np.float64),
-        ("latency_sum", np.float64),
-        ("input_tokens", np.int64),
-        ("output_tokens", np.int64),
-    ]
+    [("g", np.int64), ("bin", np.int64)]
+    + [(n, np.float64 if n in _FLOATS else np.int64) for n in _SUMS]
 )
 
 
@@ -791,7 +786,7 @@ class _Gather:
     Nothing is done per row in Python: a breakdown over 50,000 task names
     is a few numpy calls, not 50,000 objects updated one by one."""
 
-    _SUMS = ("n", "errors", "cost", "latency_sum", "input_tokens", "output_tokens")
+    _SUMS = _SUMS
 
     def __init__(self, want_hist: bool, only: list[int] | None = None) -> None:
         self.want_hist = want_hist
@@ -809,7 +804,7 @@ class _Gather:
         n = len(rows)
         self.cols["g"].append(np.fromiter(cols[0], np.int64, n))
         for name, col in zip(self._SUMS, cols[1:], strict=True):
-            dt = np.float64 if name in ("cost", "latency_sum") else np.int64
+            dt = np.float64 if name in _FLOATS else np.int64
             self.cols[name].append(np.fromiter((v or 0 for v in col), dt, n))
 
     def add_rollups(
@@ -868,16 +863,10 @@ class _Gather:
             self.only,
             by_bin=self.want_hist or self.only is not None,
         )
-        # The driver's own cursor and one conversion in C: a breakdown over
+        # The driver's tuples and one conversion in C: a breakdown over
         # 50,000 task names is 50,000+ rows, and SQLAlchemy's row objects
         # (then a tuple each, then numpy) cost more than the query itself.
-        raw: Any = conn.connection.driver_connection
-        cur = raw.cursor()
-        try:
-            cur.execute(sql, tuple(params))
-            rows = cur.fetchall()
-        finally:
-            cur.close()
+        rows = driver_rows(conn, sql, params)
         if rows and not rows[0][2]:  # (an ungrouped SUM over nothing: one NULL row)
             rows = rows[1:]
         if not rows:
